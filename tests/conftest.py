@@ -9,3 +9,35 @@ COLLECTIONS = os.path.join(ROOT, ".venv", "collections")
 for path in (COLLECTIONS, os.path.join(ROOT, "lab")):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+import json  # noqa: E402  (kept beside the fixtures that use it)
+
+import pytest  # noqa: E402
+
+LAB_JSON = os.path.join(ROOT, ".lab", "lab.json")
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The running lab's description (.lab/lab.json). Tests that use it need `make lab-up`."""
+    if not os.path.exists(LAB_JSON):
+        pytest.fail("The lab is not running: start it with `make lab-up` (make test does this for you).")
+    with open(LAB_JSON, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(scope="session")
+def control(lab):
+    """Client of the lab's control interface."""
+    from dirsync_lab.control_client import ControlClient  # pylint: disable=import-outside-toplevel
+    return ControlClient(lab["control_url"])
+
+
+@pytest.fixture
+def faults(control):
+    """Set faults for one test; they are always cleared afterwards."""
+    def set_faults(*rules):
+        return control.post("/faults", {"faults": list(rules)})
+    yield set_faults
+    control.delete("/faults")

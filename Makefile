@@ -1,0 +1,64 @@
+# entraid.dirsync: everything a fresh Debian machine needs, from two commands: `make demo`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COLLECTIONS := $(CURDIR)/$(VENV)/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(CURDIR)/lab
+SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup system-packages venv demo test unit lab-test integration sanity docs-check lab-up lab-down lab-status clean
+
+help:
+	@echo "make demo      set up everything, start the lab, run the drift report against it"
+	@echo "make test      set up everything and run the whole suite (unit, lab, integration, sanity)"
+	@echo "make lab-up    start the lab (Samba AD DC + Entra ID/Graph emulator)  LAB_COUNT=300 LAB_SEED=42"
+	@echo "make lab-down  stop the lab"
+
+setup: system-packages venv
+
+# Debian's Samba for the lab's domain controller; installed only when missing.
+system-packages:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
+	  echo "Installing $(SYSTEM_PACKAGES)..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
+	@# Debian enables the distribution's own samba services on install; the lab runs its own.
+	@-$(SUDO) systemctl disable --now samba-ad-dc smbd nmbd winbind >/dev/null 2>&1 || true
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: requirements.txt requirements-lab.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-lab.txt
+	@# The collection, where Ansible finds it: a link, so edits take effect at once.
+	mkdir -p $(COLLECTIONS)/ansible_collections/entraid
+	ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/entraid/dirsync
+	touch $@
+
+lab-up: setup
+	$(PY) -m dirsync_lab up
+
+lab-down: venv
+	$(PY) -m dirsync_lab down
+
+lab-status: venv
+	$(PY) -m dirsync_lab status
+
+demo: lab-up
+	@bash scripts/demo.sh
+
+# The whole suite. The lab is started for it and always stopped afterwards.
+test: setup
+	@bash scripts/test.sh
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+sanity: venv
+	@bash scripts/sanity.sh
+
+clean: lab-down
+	rm -rf .lab .build tests/output

@@ -1,0 +1,233 @@
+"""Tenant state: users, apps, directory synchronization features, sync jobs and runs.
+
+Users live in a dict by id plus an append-only ``order`` list of ids, so a page of a user
+listing starts at a position in ``order`` (the skip token) instead of rescanning.
+Deleted ids stay in ``order`` and are skipped; ``order`` is rebuilt only by a restart.
+"""
+
+import datetime
+import threading
+import uuid
+
+ROLE_TEMPLATE_IDS = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Helpdesk Administrator": "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Authentication Administrator": "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+    "Hybrid Identity Administrator": "8ac3fc64-6eca-42ea-9e69-59f4c7b60eb2",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+}
+GLOBAL_ADMIN = ROLE_TEMPLATE_IDS["Global Administrator"]
+
+FEATURE_NAMES = (
+    "allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled", "blockCloudObjectTakeoverThroughHardMatchEnabled",
+    "blockSoftMatchEnabled", "bypassDirSyncOverridesEnabled", "cloudPasswordPolicyForPasswordSyncedUsersEnabled",
+    "concurrentCredentialUpdateEnabled", "concurrentOrgIdProvisioningEnabled", "deviceWritebackEnabled",
+    "directoryExtensionsEnabled", "fopeConflictResolutionEnabled", "groupWriteBackEnabled", "passwordSyncEnabled",
+    "passwordWritebackEnabled", "quarantineUponProxyAddressesConflictEnabled", "quarantineUponUpnConflictEnabled",
+    "softMatchOnUpnEnabled", "synchronizeUpnForManagedUsersEnabled", "unifiedGroupWritebackEnabled",
+    "userForcePasswordChangeOnLogonEnabled", "userWritebackEnabled",
+)
+
+# Every user property the emulator knows (Graph v1.0 names). Others are rejected in $select/$filter.
+USER_PROPERTIES = (
+    "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "mobilePhone", "businessPhones",
+    "jobTitle", "department", "companyName", "officeLocation", "preferredLanguage", "accountEnabled", "userType",
+    "createdDateTime", "onPremisesSyncEnabled", "onPremisesImmutableId", "onPremisesSecurityIdentifier",
+    "onPremisesDistinguishedName", "onPremisesSamAccountName", "onPremisesDomainName", "onPremisesUserPrincipalName",
+    "onPremisesLastSyncDateTime",
+)
+DEFAULT_SELECT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
+                  "preferredLanguage", "surname", "userPrincipalName", "id")
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class User:
+    """A tenant user: Graph-visible ``props`` plus state Graph does not expose."""
+
+    __slots__ = ("props", "alternate_mobile_phones", "overrides", "password", "roles", "mfa_required")
+
+    def __init__(self, props, alternate_mobile_phones=None, overrides=None, password=None, roles=None, mfa_required=False):
+        self.props = {name: None for name in USER_PROPERTIES}
+        self.props["businessPhones"] = []
+        self.props["userType"] = "Member"
+        self.props["accountEnabled"] = True
+        self.props.update(props)
+        self.props.setdefault("id", None)
+        if not self.props["id"]:
+            self.props["id"] = str(uuid.uuid4())
+        if not self.props.get("createdDateTime"):
+            self.props["createdDateTime"] = utcnow()
+        self.alternate_mobile_phones = list(alternate_mobile_phones or [])
+        self.overrides = set(overrides or ())
+        self.password = password
+        self.roles = list(roles or [])
+        self.mfa_required = bool(mfa_required)
+
+    @property
+    def id(self):
+        return self.props["id"]
+
+    @property
+    def synced(self):
+        return self.props.get("onPremisesSyncEnabled") is True
+
+    def role_ids(self):
+        return [ROLE_TEMPLATE_IDS[name] for name in self.roles if name in ROLE_TEMPLATE_IDS]
+
+    def get(self, name):
+        if name == "alternateMobilePhones":
+            return list(self.alternate_mobile_phones)
+        return self.props.get(name)
+
+    def set(self, name, value):
+        if name == "alternateMobilePhones":
+            self.alternate_mobile_phones = list(value or [])
+        else:
+            self.props[name] = value
+
+    def dump(self):
+        """Everything, for the control API (never the password)."""
+        data = dict(self.props)
+        data["alternateMobilePhones"] = list(self.alternate_mobile_phones)
+        data["dirSyncOverrides"] = sorted(self.overrides)
+        if self.roles:
+            data["roles"] = list(self.roles)
+        return data
+
+
+class Tenant:
+    """One Entra tenant. ``lock`` guards users, features, jobs and runs."""
+
+    def __init__(self, config):
+        self.id = config["id"]
+        self.display_name = config.get("display_name", "Lab")
+        self.verified_domains = list(config.get("verified_domains", []))
+        self.directory_sync = bool(config.get("directory_sync", True))
+        self.ldap = config.get("ldap")
+        self.lock = threading.RLock()
+        self.apps = {}
+        for app in config.get("apps", []):
+            app = dict(app)
+            app.setdefault("service_principal_id", str(uuid.uuid4()))
+            self.apps[app["client_id"].lower()] = app
+        self.features = {name: False for name in FEATURE_NAMES}
+        self.features.update(config.get("features", {}))
+        self.users = {}
+        self.order = []
+        self.by_upn = {}
+        self.by_immutable = {}
+        self.jobs = {}
+        cloud_sync = config.get("cloud_sync")
+        self.service_principal_id = None
+        if cloud_sync:
+            self.service_principal_id = cloud_sync["service_principal_id"]
+            job_id = cloud_sync["job_id"]
+            self.jobs[job_id] = {"id": job_id, "templateId": job_id.split(".", 1)[0],
+                                 "schedule": {"expiration": None, "interval": "PT2M", "state": "Active"}, "run_id": None}
+        self.runs = []
+        self.watermark = None
+        for account in config.get("users", []):
+            props = {key: value for key, value in account.items() if key not in ("password", "roles", "mfa_required")}
+            props.setdefault("onPremisesSyncEnabled", None)
+            self.add_user(User(props, password=account.get("password"), roles=account.get("roles"),
+                               mfa_required=account.get("mfa_required", False)))
+
+    def sync_object(self):
+        return {"id": self.id,
+                "configuration": {"accidentalDeletionPrevention": {"synchronizationPreventionType": "enabledForCount", "alertThreshold": 500}},
+                "features": dict(self.features)}
+
+    def organization(self):
+        domains = [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": index == 0, "isInitial": index == 0,
+                    "name": name, "type": "Managed"} for index, name in enumerate(self.verified_domains)]
+        return {"id": self.id, "displayName": self.display_name, "verifiedDomains": domains,
+                "onPremisesSyncEnabled": True if self.directory_sync else None}
+
+    # Users. Callers hold ``lock``.
+    def add_user(self, user):
+        upn = (user.props.get("userPrincipalName") or "").lower()
+        if not upn:
+            raise ValueError("a user needs a userPrincipalName")
+        if upn in self.by_upn or user.id in self.users:
+            raise ValueError("a user with userPrincipalName %s or id %s exists already" % (user.props["userPrincipalName"], user.id))
+        self.users[user.id] = user
+        self.order.append(user.id)
+        self.by_upn[upn] = user.id
+        if user.props.get("onPremisesImmutableId"):
+            self.by_immutable[user.props["onPremisesImmutableId"]] = user.id
+
+    def remove_user(self, user_id):
+        user = self.users.pop(user_id, None)
+        if user is None:
+            return None
+        self.by_upn.pop((user.props.get("userPrincipalName") or "").lower(), None)
+        immutable = user.props.get("onPremisesImmutableId")
+        if immutable and self.by_immutable.get(immutable) == user_id:
+            del self.by_immutable[immutable]
+        return user
+
+    def rename(self, user, new_upn):
+        """Change a user's UPN; False when another user holds it."""
+        key = new_upn.lower()
+        holder = self.by_upn.get(key)
+        if holder is not None and holder != user.id:
+            return False
+        self.by_upn.pop((user.props.get("userPrincipalName") or "").lower(), None)
+        self.by_upn[key] = user.id
+        user.props["userPrincipalName"] = new_upn
+        return True
+
+    def find_user(self, key):
+        """A user by object id or userPrincipalName (case-insensitive), or None."""
+        user = self.users.get(key) or self.users.get(key.lower())
+        if user is None:
+            user_id = self.by_upn.get(key.lower())
+            user = self.users.get(user_id) if user_id else None
+        return user
+
+    def dump(self):
+        with self.lock:
+            return {
+                "id": self.id, "display_name": self.display_name, "verified_domains": list(self.verified_domains),
+                "directory_sync": self.directory_sync, "features": dict(self.features),
+                "users": [self.users[uid].dump() for uid in self.order if uid in self.users],
+                "jobs": [dict(job) for job in self.jobs.values()], "runs": [dict(run) for run in self.runs],
+                "watermark": self.watermark,
+            }
+
+
+class State:
+    """All tenants of the emulator, looked up by id or verified domain."""
+
+    def __init__(self, tenants_config):
+        self.tenants = [Tenant(config) for config in tenants_config]
+        if not self.tenants:
+            raise ValueError("the emulator configuration names no tenant")
+
+    @property
+    def default(self):
+        return self.tenants[0]
+
+    def tenant(self, key):
+        """The tenant named by id or verified domain (case-insensitive), or None."""
+        if key is None:
+            return None
+        key = key.lower()
+        for tenant in self.tenants:
+            if tenant.id.lower() == key or key in (domain.lower() for domain in tenant.verified_domains):
+                return tenant
+        return None
+
+    def tenant_of_upn(self, upn):
+        """(tenant, user) of a sign-in name across all tenants, or (None, None)."""
+        for tenant in self.tenants:
+            with tenant.lock:
+                user = tenant.find_user(upn)
+            if user is not None:
+                return tenant, user
+        return None, None

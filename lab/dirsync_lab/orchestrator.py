@@ -1,0 +1,312 @@
+"""Bring the whole lab up and down: PKI, Samba AD DC, the emulator, seeding, lab.json and inventory."""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+from dirsync_lab import pki as lab_pki
+from dirsync_lab import population, samba
+from dirsync_lab.control_client import ControlClient
+from dirsync_lab.process import LabError, port_owner, read_pid, pid_alive, stop_group, wait_for, write_pid
+
+DEFAULT_COUNT = 300
+DEFAULT_SEED = 42
+LDAP_PORT, LDAPS_PORT, HTTPS_PORT, CONTROL_PORT = 389, 636, 443, 8450
+PORT_REASONS = {
+    LDAP_PORT: "LDAP of the lab's Samba domain controller",
+    LDAPS_PORT: "LDAPS of the lab's Samba domain controller",
+    HTTPS_PORT: "the identity platform and Graph emulator (MSAL's username/password flow always asks port 443)",
+    CONTROL_PORT: "the lab's control interface",
+}
+GLOBAL_ADMIN = "Global Administrator"
+DELEGATED = ["OnPremDirectorySynchronization.ReadWrite.All", "User.ReadWrite.All", "User-Phone.ReadWrite.All",
+             "Synchronization.ReadWrite.All", "Organization.Read.All"]
+APPLICATION = ["User.ReadWrite.All", "User-Phone.ReadWrite.All", "Synchronization.ReadWrite.All", "Organization.Read.All"]
+READ_ONLY_APPLICATION = ["User.Read.All", "Organization.Read.All"]
+
+
+def _id(name):
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, name + ".entraid-dirsync-lab"))
+
+
+class Lab:
+    """Paths and settings of one lab directory (default: .lab/ at the repository root)."""
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        self.pki_dir = os.path.join(self.root, "pki")
+        self.samba_dir = os.path.join(self.root, "samba")
+        self.cache_dir = os.path.join(self.root, "cache")
+        self.lab_json = os.path.join(self.root, "lab.json")
+        self.inventory = os.path.join(self.root, "inventory.yml")
+        self.emulator_json = os.path.join(self.root, "emulator.json")
+        self.secrets_json = os.path.join(self.root, "secrets.json")
+        self.samba_pid = os.path.join(self.root, "samba.pid")
+        self.emulator_pid = os.path.join(self.root, "emulator.pid")
+        self.control = ControlClient("http://127.0.0.1:%d" % CONTROL_PORT)
+
+    # -- secrets, generated once per lab directory -------------------------------------------------
+    def secrets(self):
+        if os.path.exists(self.secrets_json):
+            with open(self.secrets_json, encoding="utf-8") as handle:
+                return json.load(handle)
+        values = {name: "Lab-" + secrets.token_urlsafe(18) for name in
+                  ("ad_admin", "client_secret", "readonly_secret", "admin", "mfa_admin", "helpdesk")}
+        _write_json(self.secrets_json, values)
+        return values
+
+    # -- status -------------------------------------------------------------------------------------
+    def running(self):
+        return {name: pid for name, pid in (("samba", read_pid(self.samba_pid)), ("emulator", read_pid(self.emulator_pid)))
+                if pid and pid_alive(pid)}
+
+    def describe(self):
+        with open(self.lab_json, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    # -- up -------------------------------------------------------------------------------------------
+    def up(self, count=DEFAULT_COUNT, seed=DEFAULT_SEED, log=print):
+        started = time.monotonic()
+        running = self.running()
+        if running and os.path.exists(self.lab_json):
+            info = self.describe()
+            if info["seed"] == {"count": count, "seed": seed} and len(running) == 2:
+                log("The lab is already up (%s)." % ", ".join("%s pid %d" % kv for kv in running.items()))
+                return info
+            self.down(log=log)
+        elif running:
+            self.down(log=log)
+        for port, reason in PORT_REASONS.items():
+            owner = port_owner(port)
+            if owner:
+                raise LabError("Port %d is taken by %s; the lab needs it for %s. Stop that process (or run "
+                               "'make lab-down' if it is an old lab) and try again." % (port, owner, reason))
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        samba.samba_version()
+        pki = lab_pki.ensure_pki(self.pki_dir)
+        shutil.copyfile(pki["ca_cert"], os.path.join(self.root, "ca.pem"))
+        values = self.secrets()
+        info = self._description(pki, values, count, seed)
+
+        restored = self._prepare_directory(pki, values, count, seed, log)
+        proc = samba.start(self.samba_dir, os.path.join(self.root, "samba.log"))
+        write_pid(self.samba_pid, proc.pid)
+        samba.wait_ready(proc, info["ldap"])
+
+        _write_json(self.emulator_json, self._emulator_config(pki, values))
+        self._start_emulator()
+        first = self.control.post("/sync", {"type": "initial", "wait": True})
+        scenarios = self._seed_tenant(count, seed)
+        _write_json(self.lab_json, info)
+        self._write_inventory(info)
+        log(self._summary(info, first, scenarios, restored, time.monotonic() - started))
+        return info
+
+    def _prepare_directory(self, pki, values, count, seed, log):
+        """Restore the seeded directory from the cache, or build and cache it. Returns True if restored."""
+        archive = os.path.join(self.cache_dir, "samba-%s.tar" % population.seed_key(count, seed))
+        if os.path.exists(archive):
+            samba.restore(self.samba_dir, archive)
+            return True
+        base = os.path.join(self.cache_dir, "samba-provisioned.tar")
+        if os.path.exists(base):
+            samba.restore(self.samba_dir, base)
+        else:
+            log("Provisioning the Samba domain %s (once)..." % population.REALM)
+            samba.provision(self.samba_dir, pki, values["ad_admin"])
+            samba.snapshot(self.samba_dir, base)
+        log("Seeding %d users (seed %d); cached for next time..." % (count, seed))
+        samba.add_ldif(self.samba_dir, population.ldif(population.generate_users(count, seed)))
+        samba.snapshot(self.samba_dir, archive)
+        return False
+
+    def _start_emulator(self):
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(os.path.join(self.root, "emulator.log"), "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "dirsync_lab.emulator", "--config", self.emulator_json],
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
+        write_pid(self.emulator_pid, proc.pid)
+
+        def healthy():
+            if proc.poll() is not None:
+                raise LabError("The emulator exited with code %s; see %s/emulator.log" % (proc.returncode, self.root))
+            try:
+                return bool(self.control.get("/health"))
+            except LabError:
+                return False
+        wait_for(healthy, 30, "The emulator did not answer on its control port within 30 s; see .lab/emulator.log")
+
+    def _seed_tenant(self, count, seed):
+        state = self.control.get("/state")
+        tenant = state["tenants"][0]
+        synced = [u for u in tenant["users"] if u.get("onPremisesSyncEnabled")]
+        scenarios = population.tenant_scenarios(synced, count, seed)
+        self.control.post("/seed/overrides", {"overrides": scenarios["overrides"]})
+        self.control.post("/seed/delete", {"ids": scenarios["pending"]})
+        self.control.post("/seed/users", {"users": scenarios["orphans"] + scenarios["cloud_only"]})
+        return scenarios
+
+    # -- down ---------------------------------------------------------------------------------------
+    def down(self, log=print):
+        stopped = []
+        for name, pid_file in (("emulator", self.emulator_pid), ("samba", self.samba_pid)):
+            pid = read_pid(pid_file)
+            if pid and pid_alive(pid):
+                stop_group(pid)
+                stopped.append(name)
+            if os.path.exists(pid_file):
+                os.unlink(pid_file)
+        if os.path.exists(self.lab_json):
+            os.unlink(self.lab_json)
+        log("Lab stopped (%s)." % (", ".join(stopped) or "nothing was running"))
+
+    # -- descriptions ---------------------------------------------------------------------------------
+    def _description(self, pki, values, count, seed):
+        tenant_id = _id("tenant")
+        return {
+            "seed": {"count": count, "seed": seed},
+            "root": self.root,
+            "ca_file": os.path.join(self.root, "ca.pem"),
+            "tenant_id": tenant_id,
+            "authority_host": "https://localhost",
+            "authority": "https://localhost/" + tenant_id,
+            "graph_endpoint": "https://localhost",
+            "graph_scope": "https://localhost/.default",
+            "initial_domain": "lab.onmicrosoft.com",
+            "control_url": self.control.url,
+            "apps": {
+                "automation": {"client_id": _id("automation-app"), "client_secret": values["client_secret"],
+                               "certificate_path": pki["app_bundle"],
+                               "thumbprint": lab_pki.thumbprint(_read(pki["app_cert"])),
+                               "application_permissions": APPLICATION},
+                "readonly": {"client_id": _id("readonly-app"), "client_secret": values["readonly_secret"],
+                             "application_permissions": READ_ONLY_APPLICATION},
+                "interactive": {"client_id": _id("interactive-app"), "public_client": True, "delegated_permissions": DELEGATED},
+            },
+            "users": {
+                "admin": {"username": "admin@lab.test", "password": values["admin"], "roles": [GLOBAL_ADMIN], "mfa_required": False},
+                "mfa_admin": {"username": "mfa-admin@lab.test", "password": values["mfa_admin"], "roles": [GLOBAL_ADMIN], "mfa_required": True},
+                "helpdesk": {"username": "helpdesk@lab.test", "password": values["helpdesk"], "roles": ["Helpdesk Administrator"],
+                             "mfa_required": False},
+            },
+            "tenants": {
+                "nosync": {"tenant_id": _id("nosync-tenant"), "authority": "https://localhost/" + _id("nosync-tenant"),
+                           "admin": {"username": "admin@nosync.test", "password": values["admin"]}},
+            },
+            "ldap": {
+                "server": "localhost", "ldap_port": LDAP_PORT, "ldaps_port": LDAPS_PORT, "ca_file": pki["ca_cert"],
+                "username": "Administrator@" + population.REALM, "password": values["ad_admin"],
+                "base_dn": population.BASE_DN, "realm": population.REALM, "netbios": population.NETBIOS,
+                "sync_scope": [population.SYNC_SCOPE], "out_of_scope": [population.OUT_OF_SCOPE_OU],
+            },
+            "cloud_sync": {"service_principal_id": _id("cloud-sync-sp"), "job_id": "AD2AADProvisioning." + uuid.UUID(_id("job")).hex},
+        }
+
+    def _emulator_config(self, pki, values):
+        info = self._description(pki, values, 0, 0)
+        apps = [
+            {"client_id": info["apps"]["automation"]["client_id"], "display_name": "entraid.dirsync automation",
+             "client_secret": values["client_secret"], "certificate_pem": _read(pki["app_cert"]),
+             "application_permissions": APPLICATION + ["OnPremDirectorySynchronization.ReadWrite.All"], "delegated_permissions": []},
+            {"client_id": info["apps"]["readonly"]["client_id"], "display_name": "entraid.dirsync read-only",
+             "client_secret": values["readonly_secret"], "application_permissions": READ_ONLY_APPLICATION, "delegated_permissions": []},
+            {"client_id": info["apps"]["interactive"]["client_id"], "display_name": "entraid.dirsync interactive",
+             "public_client": True, "application_permissions": [], "delegated_permissions": DELEGATED},
+        ]
+
+        def account(upn, password, roles, mfa=False):
+            return {"userPrincipalName": upn, "displayName": upn.split("@")[0], "password": password, "roles": roles, "mfa_required": mfa}
+        ldap = info["ldap"]
+        return {
+            "listen": {"host": "127.0.0.1", "port": HTTPS_PORT},
+            "control": {"host": "127.0.0.1", "port": CONTROL_PORT},
+            "public_host": "localhost",
+            "tls": {"cert": pki["server_cert"], "key": pki["server_key"]},
+            "signing_key": pki["signing_key"],
+            "graph_audiences": ["https://localhost", "00000003-0000-0000-c000-000000000000"],
+            "token_lifetime": 3600,
+            "sync_cycle_seconds": 1.0,
+            "tenants": [
+                {"id": info["tenant_id"], "display_name": "Contoso Lab", "verified_domains": [population.DOMAIN, info["initial_domain"]],
+                 "initial_domain": info["initial_domain"], "directory_sync": True,
+                 "ldap": {"url": "ldaps://localhost:%d" % LDAPS_PORT, "ca_file": pki["ca_cert"], "username": ldap["username"],
+                          "password": ldap["password"], "base_dn": ldap["base_dn"], "sync_scope": ldap["sync_scope"]},
+                 "apps": apps,
+                 "users": [account("admin@lab.test", values["admin"], [GLOBAL_ADMIN]),
+                           account("mfa-admin@lab.test", values["mfa_admin"], [GLOBAL_ADMIN], True),
+                           account("helpdesk@lab.test", values["helpdesk"], ["Helpdesk Administrator"])],
+                 "cloud_sync": info["cloud_sync"]},
+                {"id": info["tenants"]["nosync"]["tenant_id"], "display_name": "Cloud-only Lab", "verified_domains": ["nosync.test"],
+                 "initial_domain": "nosync.onmicrosoft.com", "directory_sync": False, "apps": apps,
+                 "users": [account("admin@nosync.test", values["admin"], [GLOBAL_ADMIN])]},
+            ],
+        }
+
+    def _write_inventory(self, info):
+        ldap = info["ldap"]
+        automation = info["apps"]["automation"]
+        admin = info["users"]["admin"]
+        lines = [
+            "# Written by 'make lab-up': the lab as an Ansible inventory (one host per tenant). Contains lab secrets.",
+            "all:",
+            "  children:",
+            "    tenants:",
+            "      hosts:",
+            "        lab:",
+            "          ansible_connection: local",
+            "          ansible_python_interpreter: %s" % sys.executable,
+            "          entraid_tenant_id: %s" % info["tenant_id"],
+            "          entraid_cloud: custom",
+            "          entraid_authority_host: %s" % info["authority_host"],
+            "          entraid_graph_endpoint: %s" % info["graph_endpoint"],
+            "          entraid_ca_bundle: %s" % info["ca_file"],
+            "          entraid_client_id: %s" % automation["client_id"],
+            "          entraid_client_secret: %s" % json.dumps(automation["client_secret"]),
+            "          entraid_admin_client_id: %s" % info["apps"]["interactive"]["client_id"],
+            "          entraid_admin_username: %s" % admin["username"],
+            "          entraid_admin_password: %s" % json.dumps(admin["password"]),
+            "          entraid_token_cache_path: %s" % os.path.join(info["root"], "token-cache.json"),
+            "          entraid_ad_server: %s" % ldap["server"],
+            "          entraid_ad_port: %d" % ldap["ldaps_port"],
+            "          entraid_ad_ca_cert: %s" % ldap["ca_file"],
+            "          entraid_ad_username: %s" % ldap["username"],
+            "          entraid_ad_password: %s" % json.dumps(ldap["password"]),
+            "          entraid_ad_search_bases: %s" % json.dumps(ldap["sync_scope"]),
+            "          entraid_cloud_sync_service_principal_id: %s" % info["cloud_sync"]["service_principal_id"],
+            "",
+        ]
+        with open(self.inventory, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines))
+        os.chmod(self.inventory, 0o600)
+
+    def _summary(self, info, first, scenarios, restored, seconds):
+        return "\n".join([
+            "Lab is up in %.1f s (directory %s)." % (seconds, "restored from cache" if restored else "seeded and cached"),
+            "  Active Directory  ldaps://localhost:%d  base %s  sync scope %s" % (LDAPS_PORT, info["ldap"]["base_dn"], info["ldap"]["sync_scope"][0]),
+            "  Entra ID / Graph  %s  tenant %s" % (info["authority"], info["tenant_id"]),
+            "  Users             %d in AD, %d synced by the first cycle; %d overrides, %d pending, %d orphans, %d cloud-only"
+            % (info["seed"]["count"], first.get("created", 0) if isinstance(first, dict) else 0, len(scenarios["overrides"]),
+               len(scenarios["pending"]), len(scenarios["orphans"]), len(scenarios["cloud_only"])),
+            "  CA file           %s" % info["ca_file"],
+            "  Described in      %s and %s (lab secrets: keep them local)" % (self.lab_json, self.inventory),
+            "  Control           %s  (python -m dirsync_lab --help)" % self.control.url,
+        ])
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _write_json(path, data):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -1,0 +1,113 @@
+"""The lab's certificates: one CA, one server certificate (Samba LDAPS and the emulator's HTTPS),
+an application certificate for certificate sign-in, and the token signing key.
+
+Generated when the lab starts (``ensure_pki``); kept while the files exist so that a running
+lab, cached Samba snapshots and users' copies of ``ca.pem`` stay valid together.
+"""
+
+import datetime
+import hashlib
+import ipaddress
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+SERVER_NAMES = ("localhost", "dc1.lab.test")
+SERVER_IPS = ("127.0.0.1",)
+
+
+def _key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _write(path, data, mode=0o600):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def _cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _builder(subject, issuer, public_key, days):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=days)))
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "entraid.dirsync lab"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def thumbprint(cert_pem):
+    """SHA-1 thumbprint (hex, upper case) of a PEM certificate, as Entra shows it."""
+    cert = x509.load_pem_x509_certificate(cert_pem if isinstance(cert_pem, bytes) else cert_pem.encode())
+    return hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()  # nosec - Entra's thumbprint is SHA-1
+
+
+def ensure_pki(directory):
+    """Create (once) and return the paths of the lab's keys and certificates."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    paths = {
+        "ca_cert": os.path.join(directory, "ca.pem"),
+        "ca_key": os.path.join(directory, "ca.key"),
+        "server_cert": os.path.join(directory, "server.pem"),
+        "server_key": os.path.join(directory, "server.key"),
+        "app_cert": os.path.join(directory, "app-cert.pem"),
+        "app_key": os.path.join(directory, "app-key.pem"),
+        "app_bundle": os.path.join(directory, "app.pem"),
+        "signing_key": os.path.join(directory, "signing.key"),
+    }
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths
+
+    ca_key = _key()
+    ca_name = _name("entraid.dirsync lab CA")
+    ca_cert = (_builder(ca_name, ca_name, ca_key.public_key(), 3650)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+               .sign(ca_key, hashes.SHA256()))
+
+    server_key = _key()
+    sans = [x509.DNSName(n) for n in SERVER_NAMES] + [x509.IPAddress(ipaddress.ip_address(i)) for i in SERVER_IPS]
+    server_cert = (_builder(_name("localhost"), ca_name, server_key.public_key(), 825)
+                   .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+                   .sign(ca_key, hashes.SHA256()))
+
+    # Entra accepts self-signed application certificates; the lab's is self-signed too.
+    app_key = _key()
+    app_name = _name("entraid.dirsync lab automation app")
+    app_cert = (_builder(app_name, app_name, app_key.public_key(), 825)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .sign(app_key, hashes.SHA256()))
+
+    _write(paths["ca_key"], _key_pem(ca_key))
+    _write(paths["ca_cert"], _cert_pem(ca_cert), 0o644)
+    _write(paths["server_key"], _key_pem(server_key))
+    _write(paths["server_cert"], _cert_pem(server_cert), 0o644)
+    _write(paths["app_key"], _key_pem(app_key))
+    _write(paths["app_cert"], _cert_pem(app_cert), 0o644)
+    _write(paths["app_bundle"], _key_pem(app_key) + _cert_pem(app_cert))
+    _write(paths["signing_key"], _key_pem(_key()))
+    return paths

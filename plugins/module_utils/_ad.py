@@ -1,0 +1,493 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) entraid.dirsync contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Active Directory over LDAP: connection options, bind, paged search, user resolution, modify.
+
+Entries are plain dicts ``{"dn": str, "<attribute lower-case>": [values]}``: binary attributes
+(objectGUID, objectSid, mS-DS-ConsistencyGuid, ...) keep bytes, text is decoded. Every
+requested attribute is present as a key (``[]`` when the entry has no value).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import ssl
+import traceback
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
+    ADError,
+    AmbiguousIdentity,
+    IdentityNotFound,
+    InvalidInput,
+)
+from ansible_collections.entraid.dirsync.plugins.module_utils import _identity
+
+try:
+    import ldap3
+    from ldap3.core import exceptions as ldap3_exceptions
+except ImportError:
+    HAS_LDAP3 = False
+    LDAP3_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_LDAP3 = True
+    LDAP3_IMPORT_ERROR = None
+
+TLS_MODES = ("ldaps", "start_tls", "none")
+CERT_VALIDATION = ("always", "ignore_hostname", "ignore")
+AUTH_PROTOCOLS = ("simple", "kerberos")
+
+# Attributes whose values are binary in AD; all others are decoded as UTF-8 text.
+BINARY_ATTRIBUTES = frozenset((
+    "objectguid", "objectsid", "ms-ds-consistencyguid", "sidhistory", "tokengroups",
+    "thumbnailphoto", "jpegphoto", "usercertificate", "msexchmailboxguid", "msds-generationid",
+))
+
+USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
+# Attributes read to map bulk results back to the identities that asked for them.
+_MATCH_ATTRIBUTES = ("userPrincipalName", "sAMAccountName", "objectGUID", "objectSid")
+_BATCH_SIZE = 100
+_PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+
+# "data <code>" in AD's invalidCredentials message (Samba and Windows use the same codes).
+_BIND_DATA_CODES = {
+    "525": "the account does not exist",
+    "52e": "the password is wrong",
+    "530": "the account may not sign in at this time",
+    "531": "the account may not sign in from this computer",
+    "532": "the password has expired",
+    "533": "the account is disabled",
+    "701": "the account has expired",
+    "773": "the password must be changed before the account can sign in",
+    "775": "the account is locked out",
+}
+
+REPLACE = "replace"
+ADD = "add"
+DELETE = "delete"
+
+
+def ad_argument_spec():
+    """Connection options shared by every module that talks to AD (names mirror microsoft.ad)."""
+    return dict(
+        server=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_SERVER"])),
+        port=dict(type="int", fallback=(env_fallback, ["ENTRAID_AD_PORT"])),
+        tls_mode=dict(type="str", choices=list(TLS_MODES), default="ldaps", fallback=(env_fallback, ["ENTRAID_AD_TLS_MODE"])),
+        cert_validation=dict(type="str", choices=list(CERT_VALIDATION), default="always",
+                             fallback=(env_fallback, ["ENTRAID_AD_CERT_VALIDATION"])),
+        ca_cert=dict(type="str", no_log=False, fallback=(env_fallback, ["ENTRAID_AD_CA_CERT"])),
+        auth_protocol=dict(type="str", choices=list(AUTH_PROTOCOLS), default="simple",
+                           fallback=(env_fallback, ["ENTRAID_AD_AUTH_PROTOCOL"])),
+        username=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_USERNAME"])),
+        password=dict(type="str", no_log=True, fallback=(env_fallback, ["ENTRAID_AD_PASSWORD"])),
+        allow_plaintext=dict(type="bool", default=False),
+        connect_timeout=dict(type="int", default=10),
+    )
+
+
+def escape_filter_value(value):
+    """Escape a value for an LDAP filter (RFC 4515).
+
+    ``*``, ``(``, ``)``, ``\\`` and NUL are escaped, and so is every non-ASCII byte (after UTF-8
+    encoding), so no value can change the filter's structure. Bytes (GUIDs, SIDs) are
+    escaped entirely.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        return "".join("\\%02x" % byte for byte in value)
+    out = []
+    for byte in str(value).encode("utf-8"):
+        if byte in b"*()\\\x00" or byte > 0x7E or byte < 0x20:
+            out.append("\\%02x" % byte)
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def _is_ip_address(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _text(value):
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def _to_entry(dn, raw_attributes, requested):
+    entry = {"dn": dn}
+    for name, values in raw_attributes.items():
+        key = name.lower()
+        entry[key] = list(values) if key in BINARY_ATTRIBUTES else [_text(value) for value in values]
+    for key in requested:
+        entry.setdefault(key, [])
+    return entry
+
+
+def _requested_keys(attributes):
+    return [name.lower() for name in attributes if name not in ("*", "+", "1.1")]
+
+
+def _result_text(result):
+    text = result.get("description") or "error"
+    if result.get("message"):
+        text += " (%s)" % result["message"].strip().rstrip("\x00")
+    return text
+
+
+class ADClient:
+    """One bound LDAP connection to a domain controller; use as a context manager.
+
+    ``params`` are the module parameters from ``ad_argument_spec()``. ``connection`` lets a
+    caller pass an already bound ldap3 connection (tests use ldap3's mock strategy).
+    """
+
+    def __init__(self, params, connection=None):
+        self.params = params
+        self._conn = connection
+        self.base_dn = None
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # -- connecting -------------------------------------------------------------------
+
+    def _describe(self):
+        return "%s://%s:%s" % ("ldaps" if self.params.get("tls_mode", "ldaps") == "ldaps" else "ldap",
+                               self.params.get("server"), self._port())
+
+    def _port(self):
+        if self.params.get("port"):
+            return self.params["port"]
+        return 636 if self.params.get("tls_mode", "ldaps") == "ldaps" else 389
+
+    def _check_params(self):
+        params = self.params
+        if not params.get("server"):
+            raise InvalidInput("No AD server given: set the server option (or ENTRAID_AD_SERVER) to a domain controller's host name.")
+        if params.get("auth_protocol", "simple") == "kerberos":
+            if params.get("password"):
+                raise InvalidInput(
+                    "auth_protocol=kerberos uses the Kerberos ticket of the controller's user (from kinit or a keytab "
+                    "named by KRB5_CLIENT_KTNAME), not a password: remove the password option (and ENTRAID_AD_PASSWORD).")
+            return
+        if not params.get("username") or not params.get("password"):
+            # AD treats a simple bind with an empty password as anonymous and still "succeeds".
+            raise InvalidInput(
+                "auth_protocol=simple needs both username (UPN or DN of the bind account) and password "
+                "(options or ENTRAID_AD_USERNAME / ENTRAID_AD_PASSWORD).")
+        if params.get("tls_mode", "ldaps") == "none" and not params.get("allow_plaintext"):
+            raise InvalidInput(
+                "tls_mode=none would send the password of %s to %s unencrypted. Use tls_mode=ldaps or start_tls, "
+                "or set allow_plaintext=true if you accept that." % (params["username"], params["server"]))
+
+    def _tls(self):
+        params = self.params
+        validation = params.get("cert_validation", "always")
+        ca_cert = params.get("ca_cert")
+        ca_file = ca_data = None
+        if ca_cert:
+            if "-----BEGIN" in ca_cert:
+                ca_data = ca_cert
+            elif os.path.isfile(ca_cert):
+                ca_file = ca_cert
+            else:
+                raise InvalidInput("ca_cert: %s is neither an existing file nor PEM text. Give the path of the CA "
+                                   "certificate (PEM) or the PEM text itself." % ca_cert)
+            try:
+                ssl.create_default_context(cafile=ca_file, cadata=ca_data)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise InvalidInput("ca_cert: %s does not hold a usable PEM CA certificate (%s)."
+                                   % (ca_file or "the PEM text", exc)) from exc
+        host = params["server"]
+        return ldap3.Tls(
+            validate=ssl.CERT_NONE if validation == "ignore" else ssl.CERT_REQUIRED,
+            ca_certs_file=ca_file,
+            ca_certs_data=ca_data,
+            # ldap3 checks the host name itself after the handshake; "*" accepts any name.
+            valid_names=["*"] if validation == "ignore_hostname" else None,
+            sni=None if _is_ip_address(host) else host,
+        )
+
+    def _connection_error(self, exc):
+        text = str(exc)
+        lowered = text.lower()
+        if isinstance(exc, ldap3_exceptions.LDAPCertificateError) or "doesn't match" in lowered:
+            return ADError(
+                "The certificate of %s does not name the host %s: use the name in the certificate as server, "
+                "or set cert_validation=ignore_hostname. (%s)" % (self._describe(), self.params["server"], text))
+        if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+            return ADError(
+                "TLS with %s failed: %s. If the domain controller's certificate is issued by your own CA, give it with "
+                "ca_cert (path or PEM); cert_validation=ignore disables the check (not for production)."
+                % (self._describe(), text))
+        return ADError(
+            "Cannot reach the domain controller at %s: %s. Check server, port and tls_mode (LDAPS is port 636, "
+            "LDAP/StartTLS 389) and that a firewall allows it." % (self._describe(), text))
+
+    def _bind_error(self, result):
+        username = self.params.get("username")
+        code = result.get("result")
+        message = (result.get("message") or "").lower()
+        if code == 49:
+            reason = "the user name or password is wrong"
+            for data_code, text in _BIND_DATA_CODES.items():
+                if "data %s" % data_code in message:
+                    reason = text
+                    break
+            return ADError(
+                "AD refused the bind account %s: %s. Check username (UPN or DN) and the password of that bind "
+                "account (password / ENTRAID_AD_PASSWORD)." % (username, reason), ldap_result=_result_text(result))
+        if code in (8, 13):
+            return ADError(
+                "%s requires an encrypted connection for this bind (%s). Use tls_mode=ldaps or start_tls."
+                % (self._describe(), _result_text(result)))
+        return ADError("Binding to %s as %s failed: %s." % (self._describe(), username or "(Kerberos ticket)", _result_text(result)))
+
+    def connect(self):
+        """Open, secure and bind the connection, then read defaultNamingContext into ``base_dn``."""
+        if not HAS_LDAP3:
+            raise ADError("The Python library ldap3 is required to talk to Active Directory: install it on the host "
+                          "that runs the module (pip install ldap3).", exception=LDAP3_IMPORT_ERROR)
+        if self._conn is None:
+            self._check_params()
+            self._conn = self._open()
+        if self.base_dn is None:
+            self.base_dn = self._read_naming_context()
+        return self
+
+    def _open(self):
+        params = self.params
+        tls_mode = params.get("tls_mode", "ldaps")
+        kerberos = params.get("auth_protocol", "simple") == "kerberos"
+        if kerberos:
+            try:
+                import gssapi  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
+            except ImportError as exc:
+                raise ADError("auth_protocol=kerberos needs the Python package gssapi (and the system Kerberos "
+                              "libraries) on the host that runs the module: pip install gssapi.") from exc
+        server = ldap3.Server(
+            params["server"], port=self._port(), use_ssl=tls_mode == "ldaps",
+            tls=self._tls() if tls_mode != "none" else None,
+            get_info=ldap3.NONE, connect_timeout=params.get("connect_timeout") or 10)
+        options = dict(
+            # SYNC: the pooled/restartable strategies add seconds per operation.
+            client_strategy=ldap3.SYNC, auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False,
+            # AD returns references to DNS partitions and Configuration; chasing them is slow and needless.
+            auto_referrals=False, check_names=False, read_only=False,
+            receive_timeout=max(60, params.get("connect_timeout") or 10),
+        )
+        if kerberos:
+            options.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
+        else:
+            options.update(user=params["username"], password=params["password"], authentication=ldap3.SIMPLE)
+        conn = ldap3.Connection(server, **options)
+        try:
+            conn.open()
+            if tls_mode == "start_tls":
+                conn.start_tls()
+            bound = conn.bind()
+        except ldap3_exceptions.LDAPException as exc:
+            conn.unbind()
+            raise self._connection_error(exc) from exc
+        if not bound:
+            error = self._bind_error(conn.result)
+            conn.unbind()
+            raise error
+        return conn
+
+    def _read_naming_context(self):
+        result, entries = self._search("", "(objectClass=*)", ldap3.BASE, ["defaultNamingContext"])
+        self._check(result, "reading the RootDSE")
+        values = entries[0].get("defaultnamingcontext") if entries else None
+        if not values:
+            raise ADError("%s did not return defaultNamingContext in its RootDSE: is it an Active Directory domain "
+                          "controller?" % self._describe())
+        return values[0]
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.unbind()
+            except ldap3_exceptions.LDAPException:
+                pass  # the connection is going away anyway
+            self._conn = None
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _search(self, base, ldap_filter, scope, attributes, **kwargs):
+        """One search request -> (result dict, entries as dicts)."""
+        try:
+            self._conn.search(base, ldap_filter, search_scope=scope, attributes=list(attributes), **kwargs)
+        except ldap3_exceptions.LDAPException as exc:
+            raise ADError("Searching %s under %r failed: %s. The connection to the domain controller may have been "
+                          "lost; run the task again." % (ldap_filter, base, exc)) from exc
+        requested = _requested_keys(attributes)
+        entries = [_to_entry(item["dn"], item["raw_attributes"], requested)
+                   for item in self._conn.response or () if item.get("type") == "searchResEntry"]
+        return self._conn.result, entries
+
+    def _check(self, result, doing):
+        if result.get("result") not in (0, None):
+            raise ADError("AD failed %s: %s." % (doing, _result_text(result)), ldap_result=_result_text(result))
+
+    def paged_search(self, base, ldap_filter, attributes, scope="subtree", page_size=1000):
+        """Yield every matching entry, paging past AD's 1,000-entry limit."""
+        ldap_scope = {"subtree": ldap3.SUBTREE, "level": ldap3.LEVEL, "base": ldap3.BASE}[scope]
+        cookie = None
+        while True:
+            result, entries = self._search(base or self.base_dn, ldap_filter, ldap_scope, attributes,
+                                           paged_size=page_size, paged_cookie=cookie)
+            if result.get("result") == 32:
+                raise ADError("The search base %r does not exist in AD. Check the DN (search_base)." % (base or self.base_dn))
+            self._check(result, "searching %s under %r" % (ldap_filter, base or self.base_dn))
+            cookie = result.get("controls", {}).get(_PAGED_RESULTS_OID, {}).get("value", {}).get("cookie")
+            # The page is fully converted before yielding, so callers may search again meanwhile.
+            for entry in entries:
+                yield entry
+            if not cookie:
+                return
+
+    def read(self, dn, attributes, ldap_filter="(objectClass=*)"):
+        """The entry at ``dn`` (base-scope search, so the DN never enters a filter), or None."""
+        result, entries = self._search(dn, ldap_filter, ldap3.BASE, attributes)
+        if result.get("result") in (32, 34):  # noSuchObject, invalidDNSyntax
+            return None
+        self._check(result, "reading %r" % dn)
+        return entries[0] if entries else None
+
+    # -- resolving users --------------------------------------------------------------
+
+    @staticmethod
+    def _identity_filter(kind, identity):
+        if kind == "upn":
+            return "(userPrincipalName=%s)" % escape_filter_value(identity.strip())
+        if kind == "sam":
+            return "(sAMAccountName=%s)" % escape_filter_value(_identity.sam_account_name(identity))
+        if kind == "guid":
+            return "(objectGUID=%s)" % escape_filter_value(_identity.guid_string_to_bytes(identity))
+        return "(objectSid=%s)" % escape_filter_value(_identity.sid_string_to_bytes(identity))
+
+    @staticmethod
+    def _identity_key(kind, identity):
+        """What an entry's attribute must equal for it to be this identity (AD compares names case-insensitively)."""
+        if kind == "upn":
+            return ("userprincipalname", identity.strip().lower())
+        if kind == "sam":
+            return ("samaccountname", _identity.sam_account_name(identity).lower())
+        if kind == "guid":
+            return ("objectguid", _identity.guid_string_to_bytes(identity))
+        return ("objectsid", _identity.sid_string_to_bytes(identity))
+
+    @staticmethod
+    def _pick(identity, matches):
+        if not matches:
+            raise IdentityNotFound(
+                "No AD user matches %r. Give the UPN, sAMAccountName (optionally DOMAIN\\name), distinguished name, "
+                "objectGUID or SID of an existing user account." % identity, identity=identity)
+        if len(matches) > 1:
+            dns = sorted(entry["dn"] for entry in matches)
+            raise AmbiguousIdentity(
+                "%r matches %d AD users (%s). Name the user unambiguously, e.g. by distinguished name or objectGUID."
+                % (identity, len(dns), "; ".join(dns)), identity=identity, matches=dns)
+        return matches[0]
+
+    def _resolve_dn(self, identity, attributes):
+        entry = self.read(identity.strip(), attributes, ldap_filter=USER_FILTER)
+        return self._pick(identity, [entry] if entry else [])
+
+    def resolve_user(self, identity, attributes, search_base=None):
+        """The one user entry ``identity`` names; IdentityNotFound / AmbiguousIdentity otherwise."""
+        kind = _identity.identity_kind(identity)
+        if kind == "dn":
+            return self._resolve_dn(identity, attributes)
+        ldap_filter = "(&%s%s)" % (USER_FILTER, self._identity_filter(kind, identity))
+        # Two results are enough to know it is ambiguous, but naming all DNs helps the user.
+        return self._pick(identity, list(self.paged_search(search_base, ldap_filter, attributes)))
+
+    def resolve_users(self, identities, attributes, search_base=None):
+        """Resolve many identities with few round trips.
+
+        Returns ``{identity: entry or DirsyncError}``: a missing or ambiguous identity gets its
+        IdentityNotFound / AmbiguousIdentity (or InvalidInput) without stopping the others.
+        Distinguished names are read one by one (base-scope searches).
+        """
+        results = {}
+        pending = []
+        for identity in dict.fromkeys(identities):
+            try:
+                kind = _identity.identity_kind(identity)
+                if kind == "dn":
+                    results[identity] = self._resolve_dn(identity, attributes)
+                else:
+                    pending.append((identity, kind, self._identity_filter(kind, identity), self._identity_key(kind, identity)))
+            except (IdentityNotFound, AmbiguousIdentity, InvalidInput) as error:
+                results[identity] = error
+
+        wanted = list(attributes) + [name for name in _MATCH_ATTRIBUTES if name.lower() not in _requested_keys(attributes)]
+        for start in range(0, len(pending), _BATCH_SIZE):
+            batch = pending[start:start + _BATCH_SIZE]
+            ldap_filter = "(&%s(|%s))" % (USER_FILTER, "".join(item[2] for item in batch))
+            found = {}
+            for entry in self.paged_search(search_base, ldap_filter, wanted):
+                for attribute in ("userprincipalname", "samaccountname"):
+                    for value in entry.get(attribute, ()):
+                        found.setdefault((attribute, value.lower()), []).append(entry)
+                for attribute in ("objectguid", "objectsid"):
+                    for value in entry.get(attribute, ()):
+                        found.setdefault((attribute, bytes(value)), []).append(entry)
+            for identity, _kind, _filter, key in batch:
+                try:
+                    results[identity] = self._pick(identity, found.get(key, []))
+                except (IdentityNotFound, AmbiguousIdentity) as error:
+                    results[identity] = error
+        return results
+
+    # -- writing ----------------------------------------------------------------------
+
+    def modify(self, dn, changes):
+        """Apply ``{attribute: (operation, [values])}`` (operation: "replace", "add" or "delete").
+
+        A list of such tuples per attribute is accepted too. ``("replace", [])`` removes all
+        values; ``("delete", [])`` deletes the attribute.
+        """
+        operations = {REPLACE: ldap3.MODIFY_REPLACE, ADD: ldap3.MODIFY_ADD, DELETE: ldap3.MODIFY_DELETE}
+        ldap_changes = {}
+        for attribute, change in changes.items():
+            for operation, values in (change if isinstance(change, list) else [change]):
+                if operation not in operations:
+                    raise InvalidInput("Unknown LDAP modify operation %r for %s: use replace, add or delete." % (operation, attribute))
+                ldap_changes.setdefault(attribute, []).append((operations[operation], list(values)))
+        try:
+            ok = self._conn.modify(dn, ldap_changes)
+        except ldap3_exceptions.LDAPException as exc:
+            raise ADError("Modifying %s failed: %s. The connection to the domain controller may have been lost; "
+                          "run the task again to see what was applied." % (dn, exc)) from exc
+        if ok:
+            return
+        result = self._conn.result
+        code = result.get("result")
+        names = ", ".join(sorted(changes))
+        if code == 50:
+            raise ADError(
+                "The bind account %s may not write %s on %s (%s). Grant it write permission on the mobile and "
+                "otherMobile attributes of the users in scope (see docs/ad-connection.md: dsacls ... /I:S /G "
+                "\"<account>:WP;mobile;user\")." % (self.params.get("username") or "(Kerberos ticket)", names, dn, _result_text(result)),
+                dn=dn, ldap_result=_result_text(result))
+        if code == 32:
+            raise ADError("%s no longer exists in AD (it was moved or deleted); resolve the user again." % dn, dn=dn)
+        if code == 19:
+            raise ADError("AD rejected the new value of %s on %s as violating a constraint, usually a value longer than "
+                          "64 characters (%s). Shorten the value." % (names, dn, _result_text(result)), dn=dn)
+        raise ADError("AD refused to modify %s on %s: %s." % (names, dn, _result_text(result)), dn=dn, ldap_result=_result_text(result))

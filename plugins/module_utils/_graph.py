@@ -1,0 +1,768 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) entraid.dirsync contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Microsoft Graph connection shared by every Graph module and the sign-in action.
+
+- ``graph_argument_spec()``: the connection options (documented in the ``graph`` doc fragment).
+- ``build_token_provider(params)``: signs in with msal according to ``auth_method``.
+- ``GraphClient``: one per module run; retries, token refresh on 401, paging, clear errors.
+- ``build_public_app``, ``load_token_cache``, ``save_token_cache``, ``auth_error_from_result``:
+  reused by the ``entraid.dirsync.sign_in`` action for the device code flow.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json as _json
+import os
+import random
+import tempfile
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
+
+try:
+    import requests
+except ImportError:
+    requests = None
+
+try:
+    import msal
+except ImportError:
+    msal = None
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+except ImportError:
+    x509 = None
+
+AUTH_METHODS = ("auto", "client_secret", "client_certificate", "password", "device_code", "managed_identity", "access_token")
+
+# cloud -> (authority host, Graph endpoint)
+CLOUDS = {
+    "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
+    "usgov": ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
+    "usgov_dod": ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+    "china": ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+}
+
+DELEGATED_METHODS = ("password", "device_code")
+
+RETRY_STATUSES = (429, 502, 503, 504)
+# A Retry-After beyond this is treated as this: a broken header must not hang a play for hours.
+MAX_RETRY_AFTER = 300.0
+REFRESHABLE_401_CODES = ("InvalidAuthenticationToken", "ExpiredAuthenticationToken")
+
+SIGN_IN_HINT = "run the entraid.dirsync.sign_in action (device code sign-in) with the same token_cache_path, client_id and tenant_id first"
+
+# AADSTS code -> what to do. Messages never repeat credentials.
+AADSTS_HINTS = {
+    50076: "Multi-factor authentication is required, which auth_method=password cannot do: use auth_method=device_code and " + SIGN_IN_HINT + ".",
+    50079: "The user must register for multi-factor authentication: sign in once interactively, then use auth_method=device_code.",
+    50158: "An external security challenge (Conditional Access) is required: use auth_method=device_code and " + SIGN_IN_HINT + ".",
+    53003: "Conditional Access blocked the sign-in: ask an administrator which policy applies, or sign in with device code from an allowed device.",
+    50126: "The username or password is wrong: check username/password (AZURE_USERNAME/AZURE_PASSWORD).",
+    50034: "The user does not exist in this tenant: check username and tenant_id.",
+    50053: "The account is locked after too many failed sign-ins: wait, or ask an administrator to unlock it.",
+    50057: "The user account is disabled: use an enabled account.",
+    7000215: "The client secret is wrong: set client_secret to the secret's Value (not its Secret ID) from the app registration.",
+    7000222: "The client secret has expired: create a new secret in the app registration and update client_secret.",
+    700016: "No application with this client_id exists in the tenant: check client_id, tenant_id and cloud.",
+    90002: "The tenant was not found: check tenant_id and cloud.",
+    900023: "tenant_id is not a valid tenant id or domain: check tenant_id.",
+    700027: "The certificate is not accepted: upload its public certificate to the app registration (Certificates & secrets).",
+    500011: "Microsoft Graph is unknown to this tenant/cloud: check cloud or graph_endpoint.",
+    65001: "The application has no consent for the requested permissions: grant admin consent in the app registration.",
+    7000218: "Password and device code sign-in need a public client: enable 'Allow public client flows' in the app registration.",
+    70008: "The cached sign-in has expired: " + SIGN_IN_HINT + ".",
+    700082: "The cached sign-in has expired after inactivity: " + SIGN_IN_HINT + ".",
+    50173: "The cached sign-in was revoked (password changed?): " + SIGN_IN_HINT + ".",
+}
+
+
+def graph_argument_spec():
+    """The connection options every Graph module accepts (merge into the module's own spec)."""
+    return dict(
+        tenant_id=dict(type="str", no_log=False, fallback=(env_fallback, ["AZURE_TENANT_ID"])),
+        client_id=dict(type="str", no_log=False, fallback=(env_fallback, ["AZURE_CLIENT_ID"])),
+        auth_method=dict(type="str", default="auto", choices=list(AUTH_METHODS), fallback=(env_fallback, ["ENTRAID_AUTH_METHOD"])),
+        client_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_SECRET"])),
+        client_certificate_path=dict(type="path", fallback=(env_fallback, ["AZURE_CLIENT_CERTIFICATE_PATH"])),
+        client_certificate_password=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_CLIENT_CERTIFICATE_PASSWORD"])),
+        username=dict(type="str", fallback=(env_fallback, ["AZURE_USERNAME"])),
+        password=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_PASSWORD"])),
+        access_token=dict(type="str", no_log=True, fallback=(env_fallback, ["ENTRAID_ACCESS_TOKEN"])),
+        managed_identity_client_id=dict(type="str", no_log=False),
+        token_cache_path=dict(type="path", no_log=False, fallback=(env_fallback, ["ENTRAID_TOKEN_CACHE"])),
+        cloud=dict(type="str", default="global", choices=list(CLOUDS) + ["custom"], fallback=(env_fallback, ["ENTRAID_CLOUD"])),
+        authority_host=dict(type="str", fallback=(env_fallback, ["AZURE_AUTHORITY_HOST"])),
+        graph_endpoint=dict(type="str", fallback=(env_fallback, ["ENTRAID_GRAPH_ENDPOINT"])),
+        ca_bundle=dict(type="path", fallback=(env_fallback, ["ENTRAID_CA_BUNDLE"])),
+        validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["ENTRAID_VALIDATE_CERTS"])),
+        timeout=dict(type="int", default=30),
+        max_retries=dict(type="int", default=5),
+    )
+
+
+def _https_url(value, option):
+    url = value.strip().rstrip("/")
+    if not url.startswith("https://") or not urlsplit(url).hostname:
+        raise InvalidInput("%s must be an https:// URL such as https://login.microsoftonline.com, got %r." % (option, value))
+    return url
+
+
+def resolve_endpoints(params):
+    """Return ``(authority_host, graph_endpoint)`` for ``params['cloud']``, both without a trailing slash."""
+    cloud = params.get("cloud") or "global"
+    if cloud == "custom":
+        missing = [name for name in ("authority_host", "graph_endpoint") if not params.get(name)]
+        if missing:
+            raise InvalidInput("cloud=custom needs %s (env AZURE_AUTHORITY_HOST / ENTRAID_GRAPH_ENDPOINT)." % " and ".join(missing))
+        return _https_url(params["authority_host"], "authority_host"), _https_url(params["graph_endpoint"], "graph_endpoint")
+    if cloud not in CLOUDS:
+        raise InvalidInput("cloud must be one of %s, got %r." % (", ".join(list(CLOUDS) + ["custom"]), cloud))
+    endpoints = CLOUDS[cloud]
+    # Azure tooling often exports AZURE_AUTHORITY_HOST; only a conflicting value is a mistake.
+    for option, expected in zip(("authority_host", "graph_endpoint"), endpoints):
+        given = params.get(option)
+        if given and given.strip().rstrip("/").lower() != expected:
+            raise InvalidInput("%s=%s does not belong to cloud=%s (which uses %s): set cloud=custom to use your own endpoints, or remove %s."
+                               % (option, given, cloud, expected, option))
+    return endpoints
+
+
+def graph_scopes(params):
+    """The scope list for Microsoft Graph in the configured cloud."""
+    return ["%s/.default" % resolve_endpoints(params)[1]]
+
+
+def infer_auth_method(params):
+    """Return the sign-in method: ``auth_method`` itself, or for ``auto`` the first credential given.
+
+    Precedence for ``auto``: access_token, client_secret, client_certificate_path, username+password,
+    token_cache_path (device code sign-in done earlier), managed_identity_client_id.
+    Raises ``InvalidInput`` when the chosen method lacks what it needs.
+    """
+    method = params.get("auth_method") or "auto"
+    if method == "auto":
+        if params.get("access_token"):
+            method = "access_token"
+        elif params.get("client_secret"):
+            method = "client_secret"
+        elif params.get("client_certificate_path"):
+            method = "client_certificate"
+        elif params.get("username") and params.get("password"):
+            method = "password"
+        elif params.get("token_cache_path"):
+            method = "device_code"
+        elif params.get("managed_identity_client_id"):
+            method = "managed_identity"
+        else:
+            raise InvalidInput(
+                "No Graph credentials were given. Set one of: client_id+tenant_id with client_secret (AZURE_CLIENT_SECRET) "
+                "or client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH); username+password; token_cache_path after "
+                "running entraid.dirsync.sign_in; access_token (ENTRAID_ACCESS_TOKEN); or auth_method=managed_identity.")
+    needs = {
+        "client_secret": ("tenant_id", "client_id", "client_secret"),
+        "client_certificate": ("tenant_id", "client_id", "client_certificate_path"),
+        "password": ("tenant_id", "client_id", "username", "password"),
+        "device_code": ("tenant_id", "client_id", "token_cache_path"),
+        "managed_identity": (),
+        "access_token": ("access_token",),
+    }
+    if method not in needs:
+        raise InvalidInput("auth_method must be one of %s, got %r." % (", ".join(AUTH_METHODS), method))
+    missing = [name for name in needs[method] if not params.get(name)]
+    if missing:
+        raise InvalidInput("auth_method=%s needs %s; set %s (module options, module_defaults or environment variables)."
+                           % (method, ", ".join(missing), "them" if len(missing) > 1 else "it"))
+    return method
+
+
+def _require_libs(*names):
+    libs = {"requests": requests, "msal": msal, "cryptography": x509}
+    for name in names:
+        if libs[name] is None:
+            raise InvalidInput(missing_required_lib(name))
+
+
+def build_session(params):
+    """A requests.Session that applies ca_bundle/validate_certs and timeout to EVERY request.
+
+    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override ``Session.verify`` inside requests; only a
+    per-request ``verify=`` wins over them, so it is injected here (for msal too).
+    """
+    _require_libs("requests")
+    verify = True
+    if not params.get("validate_certs", True):
+        verify = False
+    elif params.get("ca_bundle"):
+        verify = os.path.expanduser(params["ca_bundle"])
+        if not os.path.isfile(verify):
+            raise InvalidInput("ca_bundle %s does not exist or is not a file: give the path of a PEM file with the CA certificate(s)." % verify)
+    timeout = params.get("timeout") or 30
+    session = requests.Session()
+    session.verify = verify
+    session.headers["User-Agent"] = "entraid.dirsync"
+    send = session.request
+
+    def request(method, url, **kwargs):
+        kwargs["verify"] = verify
+        kwargs.setdefault("timeout", timeout)
+        return send(method, url, **kwargs)
+
+    session.request = request
+    return session
+
+
+def _first_line(text):
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _scrub(text, secrets):
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _secrets(params):
+    return [params.get(name) for name in ("client_secret", "client_certificate_password", "password", "access_token")]
+
+
+def auth_error_from_result(result, auth_method, params=None):
+    """Turn an msal error dict (error, error_description, error_codes) into an AuthError that says what to do."""
+    result = result or {}
+    codes = result.get("error_codes") or []
+    description = _first_line(result.get("error_description"))
+    hint = next((AADSTS_HINTS[code] for code in codes if code in AADSTS_HINTS), None)
+    if hint is None:
+        hint = "Check tenant_id, client_id, the credentials for auth_method=%s and cloud/authority_host." % auth_method
+        if result.get("error") == "invalid_grant" and auth_method == "device_code":
+            hint = "The cached sign-in can no longer be used: " + SIGN_IN_HINT + "."
+    msg = "Sign-in to Microsoft Entra ID (auth_method=%s) failed: %s%s. %s" % (
+        auth_method, result.get("error") or "unknown_error", ": " + description if description else "", hint)
+    return AuthError(_scrub(msg, _secrets(params or {})), error=result.get("error"), error_codes=codes)
+
+
+def _connection_error(exc, what, url, params):
+    hint = "Check the network, proxy settings and %s." % what
+    if requests is not None and isinstance(exc, requests.exceptions.SSLError):
+        hint = ("The TLS certificate of %s could not be verified: set ca_bundle (ENTRAID_CA_BUNDLE) to the PEM of the CA that "
+                "issued it (corporate TLS inspection proxies need their CA), or validate_certs=false only for tests." % url)
+    return AuthError(_scrub("Could not reach the identity platform at %s: %s. %s" % (url, exc, hint), _secrets(params)))
+
+
+def load_certificate_credential(path, password=None):
+    """Read a PEM with a private key and its certificate; return msal's {"private_key", "thumbprint"}."""
+    _require_libs("cryptography")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise AuthError("Cannot read client_certificate_path %s: %s. Give a readable PEM file with the private key and the certificate." % (path, exc))
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise AuthError("client_certificate_path %s holds no PEM certificate: it must contain the private key AND the certificate "
+                        "(-----BEGIN CERTIFICATE-----)." % path) from None
+    try:
+        key = serialization.load_pem_private_key(data, password.encode("utf-8") if password else None)
+    except TypeError:
+        raise AuthError("The private key in %s is encrypted: set client_certificate_password (AZURE_CLIENT_CERTIFICATE_PASSWORD)." % path) from None
+    except ValueError:
+        raise AuthError("Cannot load the private key from %s: it is missing, or client_certificate_password is wrong." % path) from None
+    # msal gets the key unencrypted in memory, so the password never travels further.
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # nosec - SHA-1 thumbprint is what Entra's x5t names
+    return {"private_key": pem.decode("ascii"), "thumbprint": thumbprint}
+
+
+def _app_kwargs(params, session, cache):
+    authority_host = resolve_endpoints(params)[0]
+    kwargs = dict(authority="%s/%s" % (authority_host, params["tenant_id"]), http_client=session, token_cache=cache)
+    if (params.get("cloud") or "global") == "custom":
+        # Microsoft's instance discovery does not know a custom host (a sovereign stack or the lab).
+        kwargs["instance_discovery"] = False
+    return kwargs
+
+
+def _build_app(factory, params, session, cache, **extra):
+    kwargs = _app_kwargs(params, session, cache)
+    try:
+        return factory(params["client_id"], **dict(kwargs, **extra))
+    except (ValueError, requests.RequestException) as exc:
+        raise _connection_error(exc, "authority_host/tenant_id", kwargs["authority"], params) from None
+
+
+def build_public_app(params, cache, session=None):
+    """msal.PublicClientApplication for password/device code flows, honouring cloud, ca_bundle, validate_certs."""
+    _require_libs("requests", "msal")
+    missing = [name for name in ("tenant_id", "client_id") if not params.get(name)]
+    if missing:
+        raise InvalidInput("Sign-in needs %s (env AZURE_TENANT_ID / AZURE_CLIENT_ID)." % " and ".join(missing))
+    return _build_app(msal.PublicClientApplication, params, session or build_session(params), cache)
+
+
+def load_token_cache(path):
+    """A msal.SerializableTokenCache loaded from ``path`` (empty when the file does not exist yet)."""
+    _require_libs("msal")
+    cache = msal.SerializableTokenCache()
+    path = os.path.expanduser(path)
+    if os.path.exists(path):
+        try:
+            with open(path, "r", encoding="utf-8") as handle:
+                cache.deserialize(handle.read())
+        except (OSError, ValueError) as exc:
+            raise AuthError("Cannot read the token cache %s: %s. Delete it and %s." % (path, exc, SIGN_IN_HINT)) from None
+    return cache
+
+
+def save_token_cache(cache, path):
+    """Write ``cache`` to ``path`` atomically with mode 0600 when it changed; return True if written."""
+    if not cache.has_state_changed:
+        return False
+    path = os.path.expanduser(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    # mkstemp creates the file 0600 from the start, so tokens are never readable by others.
+    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".entraid-token-cache.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp:
+            temp.write(cache.serialize())
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise
+    cache.has_state_changed = False
+    return True
+
+
+def decode_token_claims(token):
+    """The claims of a JWT access token without verifying it (only to read scp/roles/tid); {} if not a JWT."""
+    parts = (token or "").split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = _json.loads(base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8"))
+    except (ValueError, UnicodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+class TokenProvider:
+    """Seam between GraphClient and a sign-in method: ``get_token(force_refresh)`` returns a bearer token."""
+
+    auth_method = None
+    is_delegated = False
+
+    def __init__(self, params):
+        self.params = params
+
+    @property
+    def tenant_id(self):
+        return self.params.get("tenant_id")
+
+    def get_token(self, force_refresh=False):
+        raise NotImplementedError
+
+    def _checked(self, result):
+        if not result or "access_token" not in result:
+            raise auth_error_from_result(result, self.auth_method, self.params)
+        return result["access_token"]
+
+
+class AccessTokenProvider(TokenProvider):
+    """A ready token: nothing to refresh."""
+
+    auth_method = "access_token"
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._claims = decode_token_claims(params["access_token"])
+
+    @property
+    def is_delegated(self):
+        # A token that cannot be decoded is left to Graph to judge.
+        return "scp" in self._claims or not self._claims
+
+    @property
+    def tenant_id(self):
+        return self.params.get("tenant_id") or self._claims.get("tid")
+
+    def get_token(self, force_refresh=False):
+        if force_refresh:
+            raise AuthError("Microsoft Graph rejected the given access_token (expired or invalid) and a ready token cannot be refreshed: "
+                            "supply a new token, or use another auth_method so the collection can refresh it.")
+        return self.params["access_token"]
+
+
+class ConfidentialProvider(TokenProvider):
+    """Client credentials (app-only) with a secret or a certificate."""
+
+    def __init__(self, params, session, auth_method):
+        super().__init__(params)
+        self.auth_method = auth_method
+        if auth_method == "client_secret":
+            credential = params["client_secret"]
+        else:
+            credential = load_certificate_credential(params["client_certificate_path"], params.get("client_certificate_password"))
+        self._scopes = graph_scopes(params)
+        self._app = _build_app(msal.ConfidentialClientApplication, params, session, None, client_credential=credential)
+
+    def get_token(self, force_refresh=False):
+        if force_refresh:
+            # acquire_token_for_client answers from its cache first; drop the rejected token.
+            self._app.remove_tokens_for_client()
+        try:
+            return self._checked(self._app.acquire_token_for_client(self._scopes))
+        except requests.RequestException as exc:
+            raise _connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
+
+
+class PublicProvider(TokenProvider):
+    """Delegated: username/password (ROPC) or the token cache written by the sign-in action (device code)."""
+
+    is_delegated = True
+
+    def __init__(self, params, session, auth_method):
+        super().__init__(params)
+        self.auth_method = auth_method
+        self._cache_path = params.get("token_cache_path")
+        self._cache = load_token_cache(self._cache_path) if self._cache_path else msal.SerializableTokenCache()
+        self._scopes = graph_scopes(params)
+        self._app = build_public_app(params, self._cache, session)
+
+    def _account(self):
+        accounts = self._app.get_accounts(username=self.params.get("username") or None)
+        if len(accounts) > 1:
+            names = ", ".join(sorted(account.get("username", "?") for account in accounts))
+            raise AuthError("The token cache %s holds sign-ins for several users (%s): set username to choose one." % (self._cache_path, names))
+        return accounts[0] if accounts else None
+
+    def get_token(self, force_refresh=False):
+        try:
+            token = self._acquire(force_refresh)
+        except requests.RequestException as exc:
+            raise _connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
+        if self._cache_path:
+            save_token_cache(self._cache, self._cache_path)
+        return token
+
+    def _acquire(self, force_refresh):
+        account = self._account()
+        result = None
+        if account:
+            result = self._app.acquire_token_silent_with_error(self._scopes, account, force_refresh=force_refresh)
+            if result and "access_token" in result:
+                return result["access_token"]
+        if self.auth_method == "password":
+            return self._checked(self._app.acquire_token_by_username_password(self.params["username"], self.params["password"], self._scopes))
+        if result:
+            raise auth_error_from_result(result, self.auth_method, self.params)
+        who = " for %s" % self.params["username"] if self.params.get("username") else ""
+        raise AuthError("The token cache %s holds no sign-in%s for client_id %s; a module cannot show a device code: %s."
+                        % (self._cache_path, who, self.params["client_id"], SIGN_IN_HINT))
+
+
+class ManagedIdentityProvider(TokenProvider):
+    """System- or user-assigned managed identity of the Azure host running the module."""
+
+    auth_method = "managed_identity"
+
+    def __init__(self, params, session):
+        super().__init__(params)
+        self._session = session
+        self._client = self._new_client()
+
+    def _new_client(self):
+        client_id = self.params.get("managed_identity_client_id")
+        identity = msal.UserAssignedManagedIdentity(client_id=client_id) if client_id else msal.SystemAssignedManagedIdentity()
+        return msal.ManagedIdentityClient(identity, http_client=self._session)
+
+    @property
+    def tenant_id(self):
+        return self.params.get("tenant_id") or decode_token_claims(self.get_token()).get("tid")
+
+    def get_token(self, force_refresh=False):
+        if force_refresh:
+            # A fresh client has an empty cache, so the rejected token is not handed out again.
+            self._client = self._new_client()
+        try:
+            return self._checked(self._client.acquire_token_for_client(resource=resolve_endpoints(self.params)[1]))
+        except (ValueError, requests.RequestException) as exc:
+            raise AuthError("Managed identity sign-in failed: %s. Run the module on an Azure host with a managed identity enabled "
+                            "(set managed_identity_client_id for a user-assigned one), or use another auth_method." % exc) from None
+
+
+def build_token_provider(params, session=None):
+    """The TokenProvider for ``params`` (see ``infer_auth_method``)."""
+    method = infer_auth_method(params)
+    resolve_endpoints(params)
+    if method == "access_token":
+        return AccessTokenProvider(params)
+    _require_libs("requests", "msal")
+    session = session or build_session(params)
+    if method in ("client_secret", "client_certificate"):
+        return ConfidentialProvider(params, session, method)
+    if method in DELEGATED_METHODS:
+        return PublicProvider(params, session, method)
+    return ManagedIdentityProvider(params, session)
+
+
+class BackoffIterator:
+    """Exponential delays: delay, delay*backoff, ... capped at max_delay; with jitter each is uniform in [0, cap]."""
+
+    def __init__(self, delay=1.0, backoff=2.0, max_delay=60.0, jitter=True):
+        self.delay = delay
+        self.backoff = backoff
+        self.max_delay = max_delay
+        self.jitter = jitter
+
+    def __iter__(self):
+        current = self.delay
+        while True:
+            capped = min(current, self.max_delay)
+            yield random.uniform(0, capped) if self.jitter else capped
+            current = current * self.backoff
+
+
+def retry_after_seconds(response, now=None):
+    """Seconds asked for by Retry-After (seconds, fractional seconds, or an HTTP date); None if absent/unusable."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _permission_hint(method, path):
+    lower = path.lower()
+    write = method != "GET"
+    if lower.startswith("directory/onpremisessynchronization"):
+        return ("Directory sync features need the delegated permission %s and a signed-in Global Administrator; application "
+                "(app-only) permissions are not supported." % ("OnPremDirectorySynchronization.ReadWrite.All" if write else "OnPremDirectorySynchronization.Read.All"))
+    if lower.startswith("serviceprincipals/") and "/synchronization" in lower:
+        return "Grant the permission %s (admin consent)." % ("Synchronization.ReadWrite.All" if write else "Synchronization.Read.All")
+    if lower.startswith("users"):
+        if write:
+            return ("Grant User-Phone.ReadWrite.All (or User.ReadWrite.All) with admin consent; a delegated sign-in also needs a role "
+                    "such as User Administrator or Privileged Authentication Administrator.")
+        return "Grant User.Read.All (admin consent)."
+    if lower.startswith("organization"):
+        return "Grant Organization.Read.All (admin consent)."
+    return "The signed-in identity lacks a Graph permission or directory role for this call: see docs/sign-in.md."
+
+
+def _hint(status, code, message, method, path):
+    text = (message or "").lower()
+    if status == 400 and (code == "Request_UnsupportedQuery" or "consistencylevel" in text):
+        return "This query is an advanced query: send the header 'ConsistencyLevel: eventual' and $count=true."
+    if status == 400 and "on-premises mastered" in text:
+        return "The object is synchronized from Active Directory: change the value in AD (the cloud value is read-only)."
+    if status == 400:
+        return "Graph rejected the request: check the values passed to the task."
+    if status == 401:
+        return "The token was rejected even after a refresh: check that tenant_id, cloud and graph_endpoint belong together."
+    if status == 403:
+        return _permission_hint(method, path)
+    if status == 404:
+        return "The object does not exist: check the id or userPrincipalName and that tenant_id points at the right tenant."
+    if status == 409:
+        return "The object changed or is busy: run the task again."
+    if status >= 500:
+        return "Graph failed on its side: run the task again later."
+    return "See the Graph error above."
+
+
+def _parse_error(response):
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        inner = error.get("innerError") or error.get("innererror") or {}
+        return error.get("code"), error.get("message"), inner.get("request-id") or response.headers.get("request-id")
+    return None, _first_line(response.text)[:200] or response.reason, response.headers.get("request-id")
+
+
+class GraphClient:
+    """Microsoft Graph over one requests.Session: retries, 401 refresh, paging, GraphError on failure."""
+
+    def __init__(self, token_provider, graph_endpoint, session, max_retries=5, sleep=time.sleep, log=None,
+                 api_version="v1.0", backoff=None):
+        self._provider = token_provider
+        self.graph_endpoint = graph_endpoint.rstrip("/")
+        self.base_url = "%s/%s" % (self.graph_endpoint, api_version)
+        self._session = session
+        self.max_retries = max_retries
+        self._sleep = sleep
+        self._log = log or (lambda message: None)
+        self._backoff = backoff or BackoffIterator()
+        self._token = None
+
+    @classmethod
+    def from_params(cls, params, **kwargs):
+        session = kwargs.pop("session", None) or build_session(params)
+        provider = kwargs.pop("token_provider", None) or build_token_provider(params, session)
+        max_retries = params.get("max_retries")
+        return cls(provider, resolve_endpoints(params)[1], session, max_retries=5 if max_retries is None else max_retries, **kwargs)
+
+    @classmethod
+    def from_module(cls, module):
+        """Build from a module's params (graph_argument_spec); warns where a setting weakens security."""
+        if not module.params.get("validate_certs", True):
+            module.warn("validate_certs=false: the TLS certificates of the identity platform and Graph are not checked. Use ca_bundle instead.")
+        return cls.from_params(module.params, log=module.debug)
+
+    @property
+    def is_delegated(self):
+        """True when calls act as a signed-in user (password, device code, or a token with scp)."""
+        return self._provider.is_delegated
+
+    @property
+    def auth_method(self):
+        return self._provider.auth_method
+
+    @property
+    def tenant_id(self):
+        return self._provider.tenant_id
+
+    def _url(self, path):
+        if "://" in path:
+            # The bearer token must only ever go to the Graph endpoint (nextLinks are full URLs).
+            if urlsplit(path)[:2] != urlsplit(self.graph_endpoint)[:2]:
+                raise GraphError("Refusing to send the Graph token to %s, which is not graph_endpoint %s: check graph_endpoint/cloud."
+                                 % (path.split("?")[0], self.graph_endpoint))
+            return path
+        return "%s/%s" % (self.base_url, path.lstrip("/"))
+
+    def _label(self, url):
+        path = url.split("?", 1)[0]
+        prefix = self.base_url + "/"
+        return path[len(prefix):] if path.startswith(prefix) else path
+
+    def request(self, method, path, params=None, json=None, headers=None):
+        """Send one Graph request; return the parsed JSON body (None when there is none, e.g. 204)."""
+        method = method.upper()
+        url = self._url(path)
+        label = self._label(url)
+        delays = iter(self._backoff)
+        attempt = 0
+        refreshed = False
+        while True:
+            if self._token is None:
+                self._token = self._provider.get_token()
+            send_headers = {"Accept": "application/json", "client-request-id": str(uuid.uuid4())}
+            send_headers.update(headers or {})
+            send_headers["Authorization"] = "Bearer " + self._token
+            try:
+                response = self._session.request(method, url, params=params, json=json, headers=send_headers)
+            except requests.exceptions.SSLError as exc:
+                raise GraphError("Graph %s %s: the TLS certificate of %s could not be verified (%s). Set ca_bundle (ENTRAID_CA_BUNDLE) to "
+                                 "the PEM of the issuing CA (corporate TLS inspection proxies need theirs)." % (method, label, self.graph_endpoint, exc)) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise GraphError("Graph %s %s could not be reached after %d attempts: %s. Check the network, proxy and graph_endpoint, "
+                                     "or raise max_retries/timeout." % (method, label, attempt, exc)) from None
+                delay = next(delays)
+                self._log("Graph %s %s: %s; retry %d in %.1fs" % (method, label, type(exc).__name__, attempt, delay))
+                self._sleep(delay)
+                continue
+            status = response.status_code
+            if status == 401 and not refreshed and self._token_rejected(response):
+                refreshed = True
+                self._log("Graph %s %s: token rejected; refreshing it once" % (method, label))
+                self._token = self._provider.get_token(force_refresh=True)
+                continue
+            if status in RETRY_STATUSES:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise self._error(response, method, label, exhausted=attempt - 1)
+                backoff_delay = next(delays)
+                asked = retry_after_seconds(response)
+                delay = backoff_delay if asked is None else asked
+                self._log("Graph %s %s: HTTP %d; retry %d in %.1fs" % (method, label, status, attempt, delay))
+                self._sleep(delay)
+                continue
+            if status >= 400:
+                raise self._error(response, method, label)
+            return self._parse_body(response, method, label)
+
+    @staticmethod
+    def _token_rejected(response):
+        code = _parse_error(response)[0]
+        return code in REFRESHABLE_401_CODES or "invalid_token" in response.headers.get("WWW-Authenticate", "")
+
+    @staticmethod
+    def _parse_body(response, method, label):
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise GraphError("Graph %s %s returned HTTP %d with a body that is not JSON: %s. Check graph_endpoint points at Microsoft Graph."
+                             % (method, label, response.status_code, _first_line(response.text)[:200]), status=response.status_code) from None
+
+    def _error(self, response, method, label, exhausted=None):
+        status = response.status_code
+        code, message, request_id = _parse_error(response)
+        text = "Graph %s %s returned %d %s: %s" % (method, label, status, code or response.reason, message or "")
+        if request_id:
+            text += " (request-id %s)" % request_id
+        if exhausted is not None:
+            hint = ("Graph is %s and still was after %d retries: wait and run again, reduce concurrency (forks, parallel tasks), or raise max_retries."
+                    % ("throttling this app" if status == 429 else "unavailable", exhausted))
+        else:
+            hint = _hint(status, code, message, method, label)
+        return GraphError("%s. %s" % (text.rstrip(". "), hint), status=status, code=code, graph_message=message, request_id=request_id)
+
+    def get(self, path, params=None, headers=None):
+        return self.request("GET", path, params=params, headers=headers)
+
+    def patch(self, path, json, headers=None):
+        return self.request("PATCH", path, json=json, headers=headers)
+
+    def post(self, path, json=None, headers=None):
+        return self.request("POST", path, json=json, headers=headers)
+
+    def iter_pages(self, path, params=None, headers=None):
+        """Yield each page's ``value`` list, following @odata.nextLink and resending ``headers`` on every page."""
+        page = self.request("GET", path, params=params, headers=headers)
+        while True:
+            yield (page or {}).get("value", [])
+            next_link = (page or {}).get("@odata.nextLink")
+            if not next_link:
+                return
+            # nextLink already carries the query; ConsistencyLevel is not carried over by Graph.
+            page = self.request("GET", next_link, headers=headers)
+
+    def iter_items(self, path, params=None, headers=None):
+        """Every item of every page."""
+        for page in self.iter_pages(path, params=params, headers=headers):
+            yield from page
+
+
+def graph_client_from_module(module):
+    """GraphClient for an AnsibleModule built with graph_argument_spec()."""
+    return GraphClient.from_module(module)
