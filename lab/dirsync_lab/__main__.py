@@ -27,7 +27,8 @@ def _parser():
     dump.add_argument("--tenant", help="tenant id (default: the synced tenant)")
     fault = sub.add_parser("fault", help="list, set or clear injected faults")
     fault.add_argument("action", choices=("list", "set", "clear"))
-    fault.add_argument("rules", nargs="?", help='JSON list of rules for "set", e.g. \'[{"match": {"path": "/v1.0/users"}, "action": "status", "status": 429, "every": 3}]\'')
+    fault.add_argument("rules", nargs="?", help='JSON list of rules for "set" (see docs/lab-emulator.md), e.g. '
+                       '\'[{"match": {"path": "/v1.0/users"}, "action": "status", "status": 429, "every": 3}]\'')
     devices = sub.add_parser("device", help="list pending device-code sign-ins, or approve / deny one")
     devices.add_argument("action", choices=("list", "approve", "deny"))
     devices.add_argument("user_code", nargs="?")

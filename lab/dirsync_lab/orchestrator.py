@@ -9,6 +9,8 @@ import sys
 import time
 import uuid
 
+import yaml
+
 from dirsync_lab import pki as lab_pki
 from dirsync_lab import population, samba
 from dirsync_lab.control_client import ControlClient
@@ -249,40 +251,29 @@ class Lab:
         }
 
     def _write_inventory(self, info):
+        """One host per tenant; connection settings as dicts that plays hand to module_defaults."""
         ldap = info["ldap"]
-        automation = info["apps"]["automation"]
-        admin = info["users"]["admin"]
-        lines = [
-            "# Written by 'make lab-up': the lab as an Ansible inventory (one host per tenant). Contains lab secrets.",
-            "all:",
-            "  children:",
-            "    tenants:",
-            "      hosts:",
-            "        lab:",
-            "          ansible_connection: local",
-            "          ansible_python_interpreter: %s" % sys.executable,
-            "          entraid_tenant_id: %s" % info["tenant_id"],
-            "          entraid_cloud: custom",
-            "          entraid_authority_host: %s" % info["authority_host"],
-            "          entraid_graph_endpoint: %s" % info["graph_endpoint"],
-            "          entraid_ca_bundle: %s" % info["ca_file"],
-            "          entraid_client_id: %s" % automation["client_id"],
-            "          entraid_client_secret: %s" % json.dumps(automation["client_secret"]),
-            "          entraid_admin_client_id: %s" % info["apps"]["interactive"]["client_id"],
-            "          entraid_admin_username: %s" % admin["username"],
-            "          entraid_admin_password: %s" % json.dumps(admin["password"]),
-            "          entraid_token_cache_path: %s" % os.path.join(info["root"], "token-cache.json"),
-            "          entraid_ad_server: %s" % ldap["server"],
-            "          entraid_ad_port: %d" % ldap["ldaps_port"],
-            "          entraid_ad_ca_cert: %s" % ldap["ca_file"],
-            "          entraid_ad_username: %s" % ldap["username"],
-            "          entraid_ad_password: %s" % json.dumps(ldap["password"]),
-            "          entraid_ad_search_bases: %s" % json.dumps(ldap["sync_scope"]),
-            "          entraid_cloud_sync_service_principal_id: %s" % info["cloud_sync"]["service_principal_id"],
-            "",
-        ]
+        endpoints = {"tenant_id": info["tenant_id"], "cloud": "custom", "authority_host": info["authority_host"],
+                     "graph_endpoint": info["graph_endpoint"], "ca_bundle": info["ca_file"]}
+        host = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            # Application sign-in: users, Cloud Sync jobs.
+            "entraid_graph": dict(endpoints, client_id=info["apps"]["automation"]["client_id"],
+                                  client_secret=info["apps"]["automation"]["client_secret"]),
+            # Delegated Global Administrator: the directory synchronization features.
+            "entraid_graph_admin": dict(endpoints, client_id=info["apps"]["interactive"]["client_id"],
+                                        username=info["users"]["admin"]["username"], password=info["users"]["admin"]["password"],
+                                        token_cache_path=os.path.join(info["root"], "token-cache.json")),
+            "entraid_ad": {"ad_server": ldap["server"], "ad_port": ldap["ldaps_port"], "ad_ca_cert": ldap["ca_file"],
+                           "ad_username": ldap["username"], "ad_password": ldap["password"]},
+            "entraid_ad_search_bases": ldap["sync_scope"],
+            "entraid_cloud_sync_service_principal_id": info["cloud_sync"]["service_principal_id"],
+        }
+        inventory = {"all": {"children": {"tenants": {"hosts": {"lab": host}}}}}
         with open(self.inventory, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines))
+            handle.write("# Written by 'make lab-up': the lab as an Ansible inventory (one host per tenant). Holds lab secrets.\n")
+            yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
         os.chmod(self.inventory, 0o600)
 
     def _summary(self, info, first, scenarios, restored, seconds):

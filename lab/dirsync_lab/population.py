@@ -88,7 +88,7 @@ def generate_users(count, seed):
         if roll < 0.2:
             user["otherMobile"] = [random_number(rng)]
         elif roll < 0.3:
-            user["otherMobile"] = sorted({random_number(rng) for _ in range(rng.randint(2, 3))})
+            user["otherMobile"] = sorted({random_number(rng) for _count in range(rng.randint(2, 3))})
         if rng.random() < 0.3:
             user["consistencyGuid"] = uuid.UUID(int=rng.getrandbits(128), version=4).bytes_le
         user["dn"] = "CN=%s,%s" % (user["cn"], ou)

@@ -73,7 +73,7 @@ def stop_group(pid, timeout=15):
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:
-                finished, _ = os.waitpid(pid, os.WNOHANG)
+                finished = os.waitpid(pid, os.WNOHANG)[0]
             except ChildProcessError:
                 finished = 0 if pid_alive(pid) else pid
             if finished == pid or not pid_alive(pid):

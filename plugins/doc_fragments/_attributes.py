@@ -39,13 +39,26 @@ attributes:
     support: full
 """
 
-    # Membership of the action group that carries connection options via module_defaults.
-    ACTION_GROUP = r"""
+    # Membership of the action groups that carry connection options via module_defaults.
+    ACTION_GROUP_GRAPH = r"""
 options: {}
 attributes:
   action_group:
-    description: Use C(group/entraid.dirsync.all) in C(module_defaults) to set defaults for this module.
+    description: Use C(group/entraid.dirsync.graph) in C(module_defaults) to set the Graph connection options for this module.
     support: full
     membership:
-      - entraid.dirsync.all
+      - entraid.dirsync.graph
+"""
+
+    ACTION_GROUP_GRAPH_AD = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/entraid.dirsync.graph) in C(module_defaults) to set the Graph connection options,
+        and C(group/entraid.dirsync.ad) to set the AD connection options for this module.
+    support: full
+    membership:
+      - entraid.dirsync.graph
+      - entraid.dirsync.ad
 """

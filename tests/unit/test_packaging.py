@@ -30,23 +30,38 @@ def _module_names():
     return sorted(name[:-3] for name in os.listdir(modules_dir) if name.endswith(".py") and name != "__init__.py")
 
 
-def test_every_module_is_in_the_action_group():
-    # Otherwise module_defaults: {group/entraid.dirsync.all: ...} silently skips that module
+def test_every_module_is_in_the_graph_action_group():
+    # Otherwise module_defaults: {group/entraid.dirsync.graph: ...} silently skips that module
     # and it runs without the play's credentials.
-    group = _load_yaml("meta/runtime.yml")["action_groups"]["all"]
-    assert len(group) == len(set(group)), "duplicate entries in action_groups.all"
-    missing = [name for name in _module_names() if name not in group]
-    assert not missing, "add these modules to action_groups.all in meta/runtime.yml: %s" % missing
+    groups = _load_yaml("meta/runtime.yml")["action_groups"]
+    for name, members in groups.items():
+        assert len(members) == len(set(members)), "duplicate entries in action_groups.%s" % name
+    missing = [name for name in _module_names() if name not in groups["graph"]]
+    assert not missing, "add these modules to action_groups.graph in meta/runtime.yml: %s" % missing
 
 
-def test_action_group_fragment_names_the_real_group():
-    documented = yaml.safe_load(ModuleDocFragment.ACTION_GROUP)["attributes"]["action_group"]["membership"]
+def test_ad_group_lists_exactly_the_modules_with_ad_options():
+    # module_defaults passes every key of a group to every member: a module without the AD
+    # options in the ad group would fail on unsupported parameters.
+    groups = _load_yaml("meta/runtime.yml")["action_groups"]
+    with_ad = []
+    for name in _module_names():
+        with open(os.path.join(ROOT, "plugins", "modules", name + ".py"), encoding="utf-8") as handle:
+            if "ad_argument_spec" in handle.read():
+                with_ad.append(name)
+    assert sorted(groups["ad"]) == with_ad
+
+
+def test_action_group_fragments_name_the_real_groups():
     galaxy = _load_yaml("galaxy.yml")
     groups = _load_yaml("meta/runtime.yml")["action_groups"]
-    assert documented == ["%s.%s.%s" % (galaxy["namespace"], galaxy["name"], group) for group in groups]
+    fqcn = ["%s.%s.%s" % (galaxy["namespace"], galaxy["name"], group) for group in groups]
+    for fragment in ("ACTION_GROUP_GRAPH", "ACTION_GROUP_GRAPH_AD"):
+        documented = yaml.safe_load(getattr(ModuleDocFragment, fragment))["attributes"]["action_group"]["membership"]
+        assert set(documented) <= set(fqcn)
 
 
-@pytest.mark.parametrize("fragment", ["DOCUMENTATION", "INFO_MODULE", "ACTION_GROUP"])
+@pytest.mark.parametrize("fragment", ["DOCUMENTATION", "INFO_MODULE", "ACTION_GROUP_GRAPH", "ACTION_GROUP_GRAPH_AD"])
 def test_doc_fragments_are_valid_yaml_with_attributes(fragment):
     data = yaml.safe_load(getattr(ModuleDocFragment, fragment))
     assert data["options"] == {}
