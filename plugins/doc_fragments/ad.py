@@ -11,71 +11,71 @@ class ModuleDocFragment:  # pylint: disable=too-few-public-methods
 
     DOCUMENTATION = r"""
 options:
-  server:
+  ad_server:
     description:
       - Host name of the domain controller to connect to.
-      - With O(cert_validation=always) it must be a name in the controller's certificate.
-      - With O(auth_protocol=kerberos) it must be the controller's fully qualified name (the service principal is C(ldap/<server>)).
+      - With O(ad_cert_validation=always) it must be a name in the controller's certificate.
+      - With O(ad_auth_protocol=kerberos) it must be the controller's fully qualified name (the service principal is C(ldap/<server>)).
       - If not set, the environment variable E(ENTRAID_AD_SERVER) is used. One of the two is required.
     type: str
-  port:
+  ad_port:
     description:
       - TCP port of the LDAP service.
-      - Defaults to V(636) with O(tls_mode=ldaps) and V(389) otherwise.
+      - Defaults to V(636) with O(ad_tls_mode=ldaps) and V(389) otherwise.
       - If not set, the environment variable E(ENTRAID_AD_PORT) is used.
     type: int
-  tls_mode:
+  ad_tls_mode:
     description:
       - V(ldaps) connects with TLS from the start (LDAPS).
       - V(start_tls) connects in plain LDAP and upgrades to TLS with StartTLS before binding.
-      - V(none) uses no encryption. A simple bind then sends the password in clear text and is refused unless O(allow_plaintext=true).
+      - V(none) uses no encryption. A simple bind then sends the password in clear text and is refused unless O(ad_allow_plaintext=true).
       - If not set, the environment variable E(ENTRAID_AD_TLS_MODE) is used.
     type: str
     choices: [ldaps, start_tls, none]
     default: ldaps
-  cert_validation:
+  ad_cert_validation:
     description:
       - How the domain controller's TLS certificate is checked.
-      - V(always) checks that it is issued by a trusted CA (O(ca_cert) or the system store) and names O(server).
+      - V(always) checks that it is issued by a trusted CA (O(ad_ca_cert) or the system store) and names O(ad_server).
       - V(ignore_hostname) checks the CA but not the name.
       - V(ignore) checks nothing; use it only in a lab.
       - If not set, the environment variable E(ENTRAID_AD_CERT_VALIDATION) is used.
     type: str
     choices: [always, ignore_hostname, ignore]
     default: always
-  ca_cert:
+  ad_ca_cert:
     description:
       - The CA certificate(s) that issued the domain controller's certificate, as the path of a PEM file or as PEM text.
       - If not set, the system's trusted CAs are used. E(REQUESTS_CA_BUNDLE) does not apply to LDAP.
       - If not set, the environment variable E(ENTRAID_AD_CA_CERT) is used.
     type: str
-  auth_protocol:
+  ad_auth_protocol:
     description:
-      - V(simple) binds with O(username) and O(password); use it over LDAPS or StartTLS.
+      - V(simple) binds with O(ad_username) and O(ad_password); use it over LDAPS or StartTLS.
       - V(kerberos) binds with SASL GSSAPI using the Kerberos ticket of the user running the module (C(kinit), or a keytab named by
-        E(KRB5_CLIENT_KTNAME)). It needs the Python package C(gssapi). O(password) must not be set.
+        E(KRB5_CLIENT_KTNAME)). It needs the Python package C(gssapi). O(ad_password) must not be set.
       - NTLM is not offered, the library's NTLM needs MD4, which OpenSSL 3 disables.
       - If not set, the environment variable E(ENTRAID_AD_AUTH_PROTOCOL) is used.
     type: str
     choices: [simple, kerberos]
     default: simple
-  username:
+  ad_username:
     description:
       - The bind account, as a user principal name (V(svc-dirsync@example.com)) or a distinguished name.
-      - Required with O(auth_protocol=simple).
+      - Required with O(ad_auth_protocol=simple).
       - If not set, the environment variable E(ENTRAID_AD_USERNAME) is used.
     type: str
-  password:
+  ad_password:
     description:
-      - The bind account's password. Required with O(auth_protocol=simple).
+      - The bind account's password. Required with O(ad_auth_protocol=simple).
       - If not set, the environment variable E(ENTRAID_AD_PASSWORD) is used.
     type: str
-  allow_plaintext:
+  ad_allow_plaintext:
     description:
-      - Allow a simple bind over an unencrypted connection (O(tls_mode=none)), which sends the password in clear text.
+      - Allow a simple bind over an unencrypted connection (O(ad_tls_mode=none)), which sends the password in clear text.
     type: bool
     default: false
-  connect_timeout:
+  ad_connect_timeout:
     description:
       - Seconds to wait for the TCP connection to the domain controller.
     type: int

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 import traceback
 
@@ -44,6 +45,7 @@ AUTH_PROTOCOLS = ("simple", "kerberos")
 BINARY_ATTRIBUTES = frozenset((
     "objectguid", "objectsid", "ms-ds-consistencyguid", "sidhistory", "tokengroups",
     "thumbnailphoto", "jpegphoto", "usercertificate", "msexchmailboxguid", "msds-generationid",
+    "schemaidguid", "attributesecurityguid",
 ))
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
@@ -73,18 +75,18 @@ DELETE = "delete"
 def ad_argument_spec():
     """Connection options shared by every module that talks to AD (names mirror microsoft.ad)."""
     return dict(
-        server=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_SERVER"])),
-        port=dict(type="int", fallback=(env_fallback, ["ENTRAID_AD_PORT"])),
-        tls_mode=dict(type="str", choices=list(TLS_MODES), default="ldaps", fallback=(env_fallback, ["ENTRAID_AD_TLS_MODE"])),
-        cert_validation=dict(type="str", choices=list(CERT_VALIDATION), default="always",
+        ad_server=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_SERVER"])),
+        ad_port=dict(type="int", fallback=(env_fallback, ["ENTRAID_AD_PORT"])),
+        ad_tls_mode=dict(type="str", choices=list(TLS_MODES), default="ldaps", fallback=(env_fallback, ["ENTRAID_AD_TLS_MODE"])),
+        ad_cert_validation=dict(type="str", choices=list(CERT_VALIDATION), default="always",
                              fallback=(env_fallback, ["ENTRAID_AD_CERT_VALIDATION"])),
-        ca_cert=dict(type="str", no_log=False, fallback=(env_fallback, ["ENTRAID_AD_CA_CERT"])),
-        auth_protocol=dict(type="str", choices=list(AUTH_PROTOCOLS), default="simple",
+        ad_ca_cert=dict(type="str", no_log=False, fallback=(env_fallback, ["ENTRAID_AD_CA_CERT"])),
+        ad_auth_protocol=dict(type="str", choices=list(AUTH_PROTOCOLS), default="simple",
                            fallback=(env_fallback, ["ENTRAID_AD_AUTH_PROTOCOL"])),
-        username=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_USERNAME"])),
-        password=dict(type="str", no_log=True, fallback=(env_fallback, ["ENTRAID_AD_PASSWORD"])),
-        allow_plaintext=dict(type="bool", default=False),
-        connect_timeout=dict(type="int", default=10),
+        ad_username=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_USERNAME"])),
+        ad_password=dict(type="str", no_log=True, fallback=(env_fallback, ["ENTRAID_AD_PASSWORD"])),
+        ad_allow_plaintext=dict(type="bool", default=False),
+        ad_connect_timeout=dict(type="int", default=10),
     )
 
 
@@ -164,53 +166,53 @@ class ADClient:
     # -- connecting -------------------------------------------------------------------
 
     def _describe(self):
-        return "%s://%s:%s" % ("ldaps" if self.params.get("tls_mode", "ldaps") == "ldaps" else "ldap",
-                               self.params.get("server"), self._port())
+        return "%s://%s:%s" % ("ldaps" if self.params.get("ad_tls_mode", "ldaps") == "ldaps" else "ldap",
+                               self.params.get("ad_server"), self._port())
 
     def _port(self):
-        if self.params.get("port"):
-            return self.params["port"]
-        return 636 if self.params.get("tls_mode", "ldaps") == "ldaps" else 389
+        if self.params.get("ad_port"):
+            return self.params["ad_port"]
+        return 636 if self.params.get("ad_tls_mode", "ldaps") == "ldaps" else 389
 
     def _check_params(self):
         params = self.params
-        if not params.get("server"):
+        if not params.get("ad_server"):
             raise InvalidInput("No AD server given: set the server option (or ENTRAID_AD_SERVER) to a domain controller's host name.")
-        if params.get("auth_protocol", "simple") == "kerberos":
-            if params.get("password"):
+        if params.get("ad_auth_protocol", "simple") == "kerberos":
+            if params.get("ad_password"):
                 raise InvalidInput(
-                    "auth_protocol=kerberos uses the Kerberos ticket of the controller's user (from kinit or a keytab "
+                    "ad_auth_protocol=kerberos uses the Kerberos ticket of the controller's user (from kinit or a keytab "
                     "named by KRB5_CLIENT_KTNAME), not a password: remove the password option (and ENTRAID_AD_PASSWORD).")
             return
-        if not params.get("username") or not params.get("password"):
+        if not params.get("ad_username") or not params.get("ad_password"):
             # AD treats a simple bind with an empty password as anonymous and still "succeeds".
             raise InvalidInput(
-                "auth_protocol=simple needs both username (UPN or DN of the bind account) and password "
+                "ad_auth_protocol=simple needs both ad_username (UPN or DN of the bind account) and ad_password "
                 "(options or ENTRAID_AD_USERNAME / ENTRAID_AD_PASSWORD).")
-        if params.get("tls_mode", "ldaps") == "none" and not params.get("allow_plaintext"):
+        if params.get("ad_tls_mode", "ldaps") == "none" and not params.get("ad_allow_plaintext"):
             raise InvalidInput(
-                "tls_mode=none would send the password of %s to %s unencrypted. Use tls_mode=ldaps or start_tls, "
-                "or set allow_plaintext=true if you accept that." % (params["username"], params["server"]))
+                "ad_tls_mode=none would send the password of %s to %s unencrypted. Use ad_tls_mode=ldaps or ad_tls_mode=start_tls, "
+                "or set ad_allow_plaintext=true if you accept that." % (params["ad_username"], params["ad_server"]))
 
     def _tls(self):
         params = self.params
-        validation = params.get("cert_validation", "always")
-        ca_cert = params.get("ca_cert")
+        validation = params.get("ad_cert_validation", "always")
+        ad_ca_cert = params.get("ad_ca_cert")
         ca_file = ca_data = None
-        if ca_cert:
-            if "-----BEGIN" in ca_cert:
-                ca_data = ca_cert
-            elif os.path.isfile(ca_cert):
-                ca_file = ca_cert
+        if ad_ca_cert:
+            if "-----BEGIN" in ad_ca_cert:
+                ca_data = ad_ca_cert
+            elif os.path.isfile(ad_ca_cert):
+                ca_file = ad_ca_cert
             else:
-                raise InvalidInput("ca_cert: %s is neither an existing file nor PEM text. Give the path of the CA "
-                                   "certificate (PEM) or the PEM text itself." % ca_cert)
+                raise InvalidInput("ad_ca_cert: %s is neither an existing file nor PEM text. Give the path of the CA "
+                                   "certificate (PEM) or the PEM text itself." % ad_ca_cert)
             try:
                 ssl.create_default_context(cafile=ca_file, cadata=ca_data)
             except (ssl.SSLError, OSError, ValueError) as exc:
-                raise InvalidInput("ca_cert: %s does not hold a usable PEM CA certificate (%s)."
+                raise InvalidInput("ad_ca_cert: %s does not hold a usable PEM CA certificate (%s)."
                                    % (ca_file or "the PEM text", exc)) from exc
-        host = params["server"]
+        host = params["ad_server"]
         return ldap3.Tls(
             validate=ssl.CERT_NONE if validation == "ignore" else ssl.CERT_REQUIRED,
             ca_certs_file=ca_file,
@@ -224,20 +226,23 @@ class ADClient:
         text = str(exc)
         lowered = text.lower()
         if isinstance(exc, ldap3_exceptions.LDAPCertificateError) or "doesn't match" in lowered:
+            names = re.findall(r"'DNS', '([^']+)'", text) or re.findall(r"'commonName', '([^']+)'", text)
             return ADError(
-                "The certificate of %s does not name the host %s: use the name in the certificate as server, "
-                "or set cert_validation=ignore_hostname. (%s)" % (self._describe(), self.params["server"], text))
+                "The certificate of %s does not name the host %s (it names: %s). Use a name from the certificate as ad_server, "
+                "or set ad_cert_validation=ignore_hostname." % (self._describe(), self.params["ad_server"], ", ".join(names) or "no DNS names"))
         if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+            # ldap3 nests the ssl error in tuples of reprs; the "[SSL: ...] ..." part is what matters.
+            found = re.search(r"\[SSL: [A-Z_]+\][^'\"]*", text)
             return ADError(
                 "TLS with %s failed: %s. If the domain controller's certificate is issued by your own CA, give it with "
-                "ca_cert (path or PEM); cert_validation=ignore disables the check (not for production)."
-                % (self._describe(), text))
+                "ad_ca_cert (path or PEM); ad_cert_validation=ignore disables the check (not for production)."
+                % (self._describe(), found.group(0).strip() if found else text))
         return ADError(
-            "Cannot reach the domain controller at %s: %s. Check server, port and tls_mode (LDAPS is port 636, "
+            "Cannot reach the domain controller at %s: %s. Check ad_server, ad_port and ad_tls_mode (LDAPS is port 636, "
             "LDAP/StartTLS 389) and that a firewall allows it." % (self._describe(), text))
 
     def _bind_error(self, result):
-        username = self.params.get("username")
+        username = self.params.get("ad_username")
         code = result.get("result")
         message = (result.get("message") or "").lower()
         if code == 49:
@@ -247,11 +252,11 @@ class ADClient:
                     reason = text
                     break
             return ADError(
-                "AD refused the bind account %s: %s. Check username (UPN or DN) and the password of that bind "
-                "account (password / ENTRAID_AD_PASSWORD)." % (username, reason), ldap_result=_result_text(result))
+                "AD refused the bind account %s: %s. Check the bind account's username (UPN or DN) and its password "
+                "(password / ENTRAID_AD_PASSWORD), and that the account may sign in." % (username, reason), ldap_result=_result_text(result))
         if code in (8, 13):
             return ADError(
-                "%s requires an encrypted connection for this bind (%s). Use tls_mode=ldaps or start_tls."
+                "%s requires an encrypted connection for this bind (%s). Use ad_tls_mode=ldaps or ad_tls_mode=start_tls."
                 % (self._describe(), _result_text(result)))
         return ADError("Binding to %s as %s failed: %s." % (self._describe(), username or "(Kerberos ticket)", _result_text(result)))
 
@@ -269,29 +274,29 @@ class ADClient:
 
     def _open(self):
         params = self.params
-        tls_mode = params.get("tls_mode", "ldaps")
-        kerberos = params.get("auth_protocol", "simple") == "kerberos"
+        tls_mode = params.get("ad_tls_mode", "ldaps")
+        kerberos = params.get("ad_auth_protocol", "simple") == "kerberos"
         if kerberos:
             try:
                 import gssapi  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
             except ImportError as exc:
-                raise ADError("auth_protocol=kerberos needs the Python package gssapi (and the system Kerberos "
+                raise ADError("ad_auth_protocol=kerberos needs the Python package gssapi (and the system Kerberos "
                               "libraries) on the host that runs the module: pip install gssapi.") from exc
         server = ldap3.Server(
-            params["server"], port=self._port(), use_ssl=tls_mode == "ldaps",
+            params["ad_server"], port=self._port(), use_ssl=tls_mode == "ldaps",
             tls=self._tls() if tls_mode != "none" else None,
-            get_info=ldap3.NONE, connect_timeout=params.get("connect_timeout") or 10)
+            get_info=ldap3.NONE, connect_timeout=params.get("ad_connect_timeout") or 10)
         options = dict(
             # SYNC: the pooled/restartable strategies add seconds per operation.
             client_strategy=ldap3.SYNC, auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False,
             # AD returns references to DNS partitions and Configuration; chasing them is slow and needless.
             auto_referrals=False, check_names=False, read_only=False,
-            receive_timeout=max(60, params.get("connect_timeout") or 10),
+            receive_timeout=max(60, params.get("ad_connect_timeout") or 10),
         )
         if kerberos:
             options.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
         else:
-            options.update(user=params["username"], password=params["password"], authentication=ldap3.SIMPLE)
+            options.update(user=params["ad_username"], password=params["ad_password"], authentication=ldap3.SIMPLE)
         conn = ldap3.Connection(server, **options)
         try:
             conn.open()
@@ -354,8 +359,7 @@ class ADClient:
             self._check(result, "searching %s under %r" % (ldap_filter, base or self.base_dn))
             cookie = result.get("controls", {}).get(_PAGED_RESULTS_OID, {}).get("value", {}).get("cookie")
             # The page is fully converted before yielding, so callers may search again meanwhile.
-            for entry in entries:
-                yield entry
+            yield from entries
             if not cookie:
                 return
 
@@ -483,11 +487,11 @@ class ADClient:
             raise ADError(
                 "The bind account %s may not write %s on %s (%s). Grant it write permission on the mobile and "
                 "otherMobile attributes of the users in scope (see docs/ad-connection.md: dsacls ... /I:S /G "
-                "\"<account>:WP;mobile;user\")." % (self.params.get("username") or "(Kerberos ticket)", names, dn, _result_text(result)),
+                "\"<account>:WP;mobile;user\")." % (self.params.get("ad_username") or "(Kerberos ticket)", names, dn, _result_text(result)),
                 dn=dn, ldap_result=_result_text(result))
         if code == 32:
             raise ADError("%s no longer exists in AD (it was moved or deleted); resolve the user again." % dn, dn=dn)
-        if code == 19:
-            raise ADError("AD rejected the new value of %s on %s as violating a constraint, usually a value longer than "
-                          "64 characters (%s). Shorten the value." % (names, dn, _result_text(result)), dn=dn)
+        if code in (19, 21):  # constraintViolation (Windows), invalidAttributeSyntax (Samba)
+            raise ADError("AD rejected the new value of %s on %s, usually because it is longer than 64 characters "
+                          "(%s). Shorten the value." % (names, dn, _result_text(result)), dn=dn, ldap_result=_result_text(result))
         raise ADError("AD refused to modify %s on %s: %s." % (names, dn, _result_text(result)), dn=dn, ldap_result=_result_text(result))

@@ -558,8 +558,9 @@ def _permission_hint(method, path):
     lower = path.lower()
     write = method != "GET"
     if lower.startswith("directory/onpremisessynchronization"):
+        permission = "OnPremDirectorySynchronization.ReadWrite.All" if write else "OnPremDirectorySynchronization.Read.All"
         return ("Directory sync features need the delegated permission %s and a signed-in Global Administrator; application "
-                "(app-only) permissions are not supported." % ("OnPremDirectorySynchronization.ReadWrite.All" if write else "OnPremDirectorySynchronization.Read.All"))
+                "(app-only) permissions are not supported." % permission)
     if lower.startswith("serviceprincipals/") and "/synchronization" in lower:
         return "Grant the permission %s (admin consent)." % ("Synchronization.ReadWrite.All" if write else "Synchronization.Read.All")
     if lower.startswith("users"):
@@ -678,8 +679,8 @@ class GraphClient:
             try:
                 response = self._session.request(method, url, params=params, json=json, headers=send_headers)
             except requests.exceptions.SSLError as exc:
-                raise GraphError("Graph %s %s: the TLS certificate of %s could not be verified (%s). Set ca_bundle (ENTRAID_CA_BUNDLE) to "
-                                 "the PEM of the issuing CA (corporate TLS inspection proxies need theirs)." % (method, label, self.graph_endpoint, exc)) from None
+                raise GraphError("Graph %s %s: the TLS certificate of %s could not be verified (%s). Set ca_bundle (ENTRAID_CA_BUNDLE) to the PEM "
+                                 "of the issuing CA (corporate TLS inspection proxies need theirs)." % (method, label, self.graph_endpoint, exc)) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 attempt += 1
                 if attempt > self.max_retries:

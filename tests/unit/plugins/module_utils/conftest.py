@@ -1,7 +1,7 @@
 """A tiny HTTPS server on 127.0.0.1 with its own CA, standing in for Graph and the identity platform."""
 
-import base64
 import datetime
+import ipaddress
 import json
 import ssl
 import threading
@@ -26,7 +26,6 @@ def _certificate(subject, issuer, public_key, signing_key, ca, sans=None):
                .not_valid_after(now + datetime.timedelta(days=2))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if sans:
-        import ipaddress
         builder = builder.add_extension(x509.SubjectAlternativeName(
             [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
     return builder.sign(signing_key, hashes.SHA256())
@@ -118,37 +117,8 @@ def https_server(pki):
     context.load_cert_chain(pki["server"])
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     ref[0] = FakeServer(httpd)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield ref[0]
     httpd.shutdown()
     httpd.server_close()
-
-
-def make_jwt(claims):
-    """An unsigned-looking JWT: enough for code that only reads claims."""
-    def part(data):
-        return base64.urlsafe_b64encode(json.dumps(data).encode("utf-8")).decode("ascii").rstrip("=")
-    return "%s.%s.%s" % (part({"alg": "RS256", "typ": "JWT"}), part(claims), "c2ln")
-
-
-def identity_platform(server, tenant="contoso-tenant", tokens=None, error=None, graph=None):
-    """Serve openid-configuration and a token endpoint for ``tenant`` (client credentials); other paths go to ``graph``.
-
-    ``tokens`` is a list of access tokens handed out in order; ``error`` an OAuth error body for the token endpoint.
-    """
-    issued = list(tokens or [])
-
-    def handler(request):
-        if request.path == "/%s/v2.0/.well-known/openid-configuration" % tenant:
-            base = "%s/%s" % (server.url, tenant)
-            return 200, {}, {"authorization_endpoint": base + "/oauth2/v2.0/authorize", "token_endpoint": base + "/oauth2/v2.0/token",
-                             "device_authorization_endpoint": base + "/oauth2/v2.0/devicecode", "issuer": base + "/v2.0"}
-        if request.path == "/%s/oauth2/v2.0/token" % tenant:
-            if error:
-                return 401, {}, error
-            return 200, {}, {"token_type": "Bearer", "expires_in": 3600, "access_token": issued.pop(0)}
-        return graph(request)
-
-    server.handler = handler
-    return server
