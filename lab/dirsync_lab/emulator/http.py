@@ -28,6 +28,8 @@ class Request:
         self.host = host
         self.request_id = str(uuid.uuid4())
         self.client_request_id = self.headers.get("client-request-id") or str(uuid.uuid4())
+        # Set by a token_lifetime fault: the real lifetime (seconds) of tokens issued for this request.
+        self.token_lifetime = None
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)

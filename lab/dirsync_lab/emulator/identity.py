@@ -155,7 +155,8 @@ class Identity:
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError as exc:
             raise oauth_error(401, "invalid_client", 50027, "JWT token is invalid or malformed.") from exc
-        if header.get("x5t", sha1) != sha1 or header.get("x5t#S256", sha256) != sha256:
+        # MSAL pads its base64url thumbprints; compare without padding.
+        if header.get("x5t", sha1).rstrip("=") != sha1 or header.get("x5t#S256", sha256).rstrip("=") != sha256:
             raise oauth_error(401, "invalid_client", 700027, "The certificate with identifier used to sign the client assertion is not "
                               "registered on application. [Reason - The key was not found., Thumbprint of key used by client: '%s']"
                               % header.get("x5t#S256", header.get("x5t")))
@@ -304,6 +305,9 @@ class Identity:
         if entry["status"] == "denied":
             raise oauth_error(400, "authorization_declined", 70000, "The user declined the authorization request.")
         tenant_id, user_id = entry["user"]
+        if entry["tenant"] not in (None, tenant_id):
+            raise oauth_error(400, "invalid_grant", 50020, "User account from identity provider does not exist in tenant '%s' and cannot "
+                              "access the application '%s' in that tenant." % (entry["tenant"], app["client_id"]))
         user_tenant = self.state.tenant(tenant_id)
         with user_tenant.lock:
             user = user_tenant.users.get(user_id)
