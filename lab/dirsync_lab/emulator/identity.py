@@ -45,7 +45,7 @@ class DeviceCodes:
 
     def create(self, client_id, tenant, resource, scope):
         device_code = secrets.token_urlsafe(32)
-        user_code = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(9))
+        user_code = "".join(secrets.choice(string.ascii_uppercase + string.digits) for dummy in range(9))
         with self._lock:
             self._codes[device_code] = {"device_code": device_code, "user_code": user_code, "client_id": client_id,
                                         "tenant": tenant.id if tenant else None, "resource": resource, "scope": scope,

@@ -107,6 +107,8 @@ class Tenant:
         self.id = config["id"]
         self.display_name = config.get("display_name", "Lab")
         self.verified_domains = list(config.get("verified_domains", []))
+        # The <name>.onmicrosoft.com domain every tenant gets; Entra uses it for unverified UPN suffixes.
+        self.initial_domain = config.get("initial_domain") or (self.verified_domains[0] if self.verified_domains else None)
         self.directory_sync = bool(config.get("directory_sync", True))
         self.ldap = config.get("ldap")
         self.lock = threading.RLock()
@@ -143,7 +145,7 @@ class Tenant:
                 "features": dict(self.features)}
 
     def organization(self):
-        domains = [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": index == 0, "isInitial": index == 0,
+        domains = [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": index == 0, "isInitial": name == self.initial_domain,
                     "name": name, "type": "Managed"} for index, name in enumerate(self.verified_domains)]
         return {"id": self.id, "displayName": self.display_name, "verifiedDomains": domains,
                 "onPremisesSyncEnabled": True if self.directory_sync else None}
