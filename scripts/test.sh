@@ -16,7 +16,10 @@ stage unit "$PY" -m pytest tests/unit -q -p no:cacheprovider
 if stage lab-up "$PY" -m dirsync_lab up; then
   stage "lab and integration" "$PY" -m pytest tests/lab tests/integration -q -p no:cacheprovider
 fi
-"$PY" -m dirsync_lab down
+stage lab-down "$PY" -m dirsync_lab down
+# make lab-down must leave no process behind.
+leftover() { pgrep -af "$PWD/.lab/samba/etc/smb.conf|dirsync_lab.emulator --config $PWD/.lab" || true; }
+stage "lab-down leaves no process" test -z "$(leftover)"
 stage sanity bash scripts/sanity.sh
 
 if [ ${#failed[@]} -gt 0 ]; then
