@@ -41,3 +41,17 @@ def faults(control):
         return control.post("/faults", {"faults": list(rules)})
     yield set_faults
     control.delete("/faults")
+
+
+@pytest.fixture(scope="module")
+def lab_reset(lab):
+    """For tests that change the lab wholesale: afterwards, the lab is reset to its seeded state.
+
+    A reset is a lab-down and lab-up with the same seed: the directory is restored from its cached
+    snapshot and the tenant is seeded again (a few seconds).
+    """
+    yield lab
+    from dirsync_lab.orchestrator import Lab  # pylint: disable=import-outside-toplevel
+    lab_dir = Lab(lab["root"])
+    lab_dir.down(log=lambda message: None)
+    lab_dir.up(count=lab["seed"]["count"], seed=lab["seed"]["seed"], log=lambda message: None)
