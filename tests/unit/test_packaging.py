@@ -30,26 +30,24 @@ def _module_names():
     return sorted(name[:-3] for name in os.listdir(modules_dir) if name.endswith(".py") and name != "__init__.py")
 
 
-def test_every_module_is_in_the_graph_action_group():
-    # Otherwise module_defaults: {group/entraid.dirsync.graph: ...} silently skips that module
-    # and it runs without the play's credentials.
-    groups = _load_yaml("meta/runtime.yml")["action_groups"]
-    for name, members in groups.items():
-        assert len(members) == len(set(members)), "duplicate entries in action_groups.%s" % name
-    missing = [name for name in _module_names() if name not in groups["graph"]]
-    assert not missing, "add these modules to action_groups.graph in meta/runtime.yml: %s" % missing
-
-
-def test_ad_group_lists_exactly_the_modules_with_ad_options():
-    # module_defaults passes every key of a group to every member: a module without the AD
-    # options in the ad group would fail on unsupported parameters.
-    groups = _load_yaml("meta/runtime.yml")["action_groups"]
-    with_ad = []
+def _modules_documenting(fragment):
+    """Modules whose DOCUMENTATION extends the given connection doc fragment."""
+    names = []
     for name in _module_names():
         with open(os.path.join(ROOT, "plugins", "modules", name + ".py"), encoding="utf-8") as handle:
-            if "ad_argument_spec" in handle.read():
-                with_ad.append(name)
-    assert sorted(groups["ad"]) == with_ad
+            if re.search(r"^\s+- entraid\.dirsync\.%s\s*$" % fragment, handle.read(), flags=re.M):
+                names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("group", ["graph", "ad"])
+def test_action_groups_list_exactly_the_modules_with_those_options(group):
+    # module_defaults: {group/entraid.dirsync.graph: ...} passes every key to every member: a module
+    # missing from the group runs without the play's credentials, and a member without the options
+    # fails on unsupported parameters.
+    members = _load_yaml("meta/runtime.yml")["action_groups"][group]
+    assert len(members) == len(set(members)), "duplicate entries in action_groups.%s" % group
+    assert sorted(members) == _modules_documenting(group)
 
 
 def test_action_group_fragments_name_the_real_groups():
