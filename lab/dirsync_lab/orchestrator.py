@@ -269,6 +269,10 @@ class Lab:
                            "ad_username": ldap["username"], "ad_password": ldap["password"]},
             "entraid_ad_search_bases": ldap["sync_scope"],
             "entraid_cloud_sync_service_principal_id": info["cloud_sync"]["service_principal_id"],
+            # The lab's tenant is synced by its Cloud Sync job; the Entra Connect stand-in answers like the
+            # ADSync cmdlets of an Entra Connect server (set full_sync_engine: entra_connect to use it).
+            "full_sync_engine": "cloud_sync",
+            "entraid_entra_connect_standin_url": self.control.url,
         }
         inventory = {"all": {"children": {"tenants": {"hosts": {"lab": host}}}}}
         with open(self.inventory, "w", encoding="utf-8") as handle:

@@ -9,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .adsync_standin import register as register_adsync_standin
 from .control import Control
 from .faults import Faults
 from .graph import Graph
@@ -106,6 +107,8 @@ class Emulator:
         self.identity = Identity(self.state, self.tokens, audiences, self.base_url, self.public_host)
         self.graph = Graph(self.state, self.tokens, audiences, self.base_url, self.sync)
         self.control = Control(self.state, self.sync, self.faults, self.identity)
+        # The Entra Connect server's ADSync cmdlets, answered on the control port.
+        register_adsync_standin(self.control.router, self)
         self._https = None
         self._control = None
         self._threads = []
