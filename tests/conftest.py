@@ -38,7 +38,7 @@ def control(lab):
 def faults(control):
     """Set faults for one test; they are always cleared afterwards."""
     def set_faults(*rules):
-        return control.post("/faults", {"faults": list(rules)})
+        return control.post("/faults", {"rules": list(rules)})
     yield set_faults
     control.delete("/faults")
 

@@ -25,9 +25,9 @@ def _parser():
     sync.add_argument("--no-wait", action="store_true", help="return while the cycle runs")
     dump = sub.add_parser("dump", help="print the tenant's state (users, overrides, features) as JSON")
     dump.add_argument("--tenant", help="tenant id (default: the synced tenant)")
-    fault = sub.add_parser("fault", help="list, set or clear injected faults")
-    fault.add_argument("action", choices=("list", "set", "clear"))
-    fault.add_argument("rules", nargs="?", help='JSON list of rules for "set" (see docs/lab-emulator.md), e.g. '
+    fault = sub.add_parser("fault", help="list, add or clear injected faults")
+    fault.add_argument("action", choices=("list", "add", "clear"))
+    fault.add_argument("rules", nargs="?", help='JSON list of rules for "add" (see docs/lab-emulator.md), e.g. '
                        '\'[{"match": {"path": "/v1.0/users"}, "action": "status", "status": 429, "every": 3}]\'')
     devices = sub.add_parser("device", help="list pending device-code sign-ins, or approve / deny one")
     devices.add_argument("action", choices=("list", "approve", "deny"))
@@ -60,7 +60,7 @@ def main(argv=None):
             elif args.action == "clear":
                 result = lab.control.delete("/faults")
             else:
-                result = lab.control.post("/faults", {"faults": json.loads(args.rules or "[]")})
+                result = lab.control.post("/faults", {"rules": json.loads(args.rules or "[]")})
             print(json.dumps(result, indent=2))
         elif args.command == "device":
             if args.action == "list":

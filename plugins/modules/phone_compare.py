@@ -1,0 +1,314 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) entraid.dirsync contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phone_compare
+short_description: Report mobile numbers that differ between Active Directory and Microsoft Entra ID
+version_added: 0.1.0
+description:
+  - Reads the users in the AD sync scope (O(search_bases), optionally narrowed by O(ldap_filter)) and the synchronized users
+    of the Entra tenant (C(onPremisesSyncEnabled eq true)), pairs them, and classifies each user's mobile number.
+  - Replaces C(Compare-ADSyncToolsDirSyncOverrides) from ADSyncTools. Unlike it, users are paired by source anchor
+    (C(mS-DS-ConsistencyGuid) when set, else C(objectGUID), against C(onPremisesImmutableId)), then by SID, then by UPN
+    (see O(match_order)), so users whose cloud UPN differs from the AD one are still paired.
+  - Classes are V(in_sync); V(value_differs); V(format_differs) (the same number written differently, for example
+    C(+1 425 555 0100) and C(+14255550100)); V(only_in_ad) (not synchronized yet, or outside the sync scope);
+    V(only_in_entra) (deleted or moved out of the sync scope in AD, or under a base not searched);
+    V(ambiguous) (the keys point at different Entra users, or one key matches several).
+  - AD C(otherMobile) is reported from AD only. No Microsoft Graph API returns the cloud's alternate mobile phones, so it
+    cannot be compared.
+  - Both directories are read at the same time and streamed; memory stays bounded (about 300 MB for 100,000 users).
+  - The report is written to O(report_csv) and/or O(report_json) on the host that runs the module, also in check mode.
+    Nothing changes in AD or Entra ID, so the task never reports a change.
+author:
+  - entraid.dirsync contributors (@entraid)
+options:
+  search_bases:
+    description:
+      - Distinguished names of the AD containers to read users from (subtree), usually the OUs in the sync scope.
+      - A user under two overlapping bases is read once.
+    type: list
+    elements: str
+    required: true
+  ldap_filter:
+    description:
+      - An LDAP filter ANDed with the filter for user objects, for example V((department=Sales)).
+      - The outer parentheses are optional.
+    type: str
+  match_order:
+    description:
+      - The keys used to pair AD users with Entra users, in the order they are tried.
+      - V(anchor) compares the source anchor (C(mS-DS-ConsistencyGuid) when set, else C(objectGUID)) with C(onPremisesImmutableId).
+      - V(sid) compares C(objectSid) with C(onPremisesSecurityIdentifier).
+      - V(upn) compares C(userPrincipalName) with C(onPremisesUserPrincipalName) or C(userPrincipalName) in Entra ID.
+      - A user is V(ambiguous) when two listed keys match different Entra users or one matches several. Leave out a key to
+        ignore it.
+    type: list
+    elements: str
+    choices: [anchor, sid, upn]
+    default: [anchor, sid, upn]
+  report_csv:
+    description:
+      - Path of the CSV report to write (replaced atomically, mode C(0600), as it holds personal data).
+      - Columns C(UserPrincipalName), C(MobileInAD), C(MobileInEntra), C(OtherMobileInAD) (values separated by C(;)) come
+        first, as in ADSyncTools' report, then C(Class), C(MatchedBy), C(UserPrincipalNameInEntra), C(DistinguishedName),
+        C(EnabledInAD), C(ObjectGUID), C(ImmutableId), C(SID), C(EntraId), C(Note).
+      - The directory must exist.
+    type: path
+  report_json:
+    description:
+      - Path of the JSON report to write (replaced atomically, mode C(0600)).
+      - It has a header (tenant, time, search bases, counts, notes) and C(rows) with the same fields as the CSV.
+      - The directory must exist.
+    type: path
+  report_in_sync:
+    description:
+      - Also list users whose numbers are in sync in the reports. They are always counted.
+    type: bool
+    default: false
+  max_differences:
+    description:
+      - How many differing users to return in RV(differences) (the first ones in report order). V(0) returns none.
+      - The reports always list all of them.
+    type: int
+    default: 50
+  graph_page_size:
+    description:
+      - Users per Microsoft Graph page (C($top)), 1 to 999. Lower it only when pages time out on a slow connection.
+    type: int
+    default: 999
+notes:
+  - The Graph sign-in needs C(User.Read.All) (application or delegated); the AD bind account only needs to read users.
+  - Synchronized Entra users from other forests or OUs not under O(search_bases) are reported as V(only_in_entra).
+  - The CSV holds the values as they are. A spreadsheet may read a number starting with C(+) or C(=) as a formula;
+    import the file with text columns.
+seealso:
+  - name: Drift report reference
+    description: Columns, classes and the benchmark, in C(docs/drift-report.md) of the collection.
+    link: https://github.com/entraid/dirsync/blob/main/docs/drift-report.md
+extends_documentation_fragment:
+  - entraid.dirsync.graph
+  - entraid.dirsync.ad
+  - entraid.dirsync._attributes
+  - entraid.dirsync._attributes.info_module
+  - entraid.dirsync._attributes.action_group_graph_ad
+"""
+
+EXAMPLES = r"""
+- name: Write the drift report of the sync scope (connection options from module_defaults)
+  module_defaults:
+    group/entraid.dirsync.graph: "{{ entraid_graph }}"
+    group/entraid.dirsync.ad: "{{ entraid_ad }}"
+  entraid.dirsync.phone_compare:
+    search_bases:
+      - OU=Sync,OU=Corp,DC=contoso,DC=com
+    report_csv: /var/lib/dirsync/drift.csv
+    report_json: /var/lib/dirsync/drift.json
+  register: drift
+
+- name: Show the counts per class
+  ansible.builtin.debug:
+    var: drift.counts
+
+- name: Compare only the Sales department, pairing by source anchor alone
+  entraid.dirsync.phone_compare:
+    tenant_id: 00000000-0000-0000-0000-000000000000
+    client_id: 11111111-1111-1111-1111-111111111111
+    client_secret: "{{ vault_graph_secret }}"
+    ad_server: dc01.contoso.com
+    ad_username: svc-dirsync@contoso.com
+    ad_password: "{{ vault_ad_password }}"
+    search_bases:
+      - OU=Users,DC=contoso,DC=com
+    ldap_filter: (department=Sales)
+    match_order: [anchor]
+    max_differences: 10
+  register: sales
+"""
+
+RETURN = r"""
+tenant_id:
+  description: The tenant that was compared.
+  returned: success
+  type: str
+  sample: 00000000-0000-0000-0000-000000000000
+counts:
+  description: Number of users per class (every class is present).
+  returned: success
+  type: dict
+  sample:
+    in_sync: 212
+    value_differs: 21
+    format_differs: 9
+    only_in_ad: 4
+    only_in_entra: 3
+    ambiguous: 1
+ad_users:
+  description: Number of AD users read under O(search_bases).
+  returned: success
+  type: int
+  sample: 247
+entra_users:
+  description: Number of synchronized Entra users read.
+  returned: success
+  type: int
+  sample: 245
+differences:
+  description:
+    - The first O(max_differences) users that are not in sync, in report order (class, then UPN).
+    - Each has the report's fields.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    UserPrincipalName:
+      description: The AD user principal name (for V(only_in_entra), the on-premises UPN Entra knows).
+      type: str
+    MobileInAD:
+      description: C(mobile) in AD, or null.
+      type: str
+    MobileInEntra:
+      description: C(mobilePhone) in Entra ID, or null.
+      type: str
+    OtherMobileInAD:
+      description: C(otherMobile) values in AD (not compared, see the module description).
+      type: list
+      elements: str
+    Class:
+      description: V(value_differs), V(format_differs), V(only_in_ad), V(only_in_entra) or V(ambiguous).
+      type: str
+    MatchedBy:
+      description: The key that paired the user (V(anchor), V(sid) or V(upn)); empty when not paired.
+      type: str
+    UserPrincipalNameInEntra:
+      description: C(userPrincipalName) in Entra ID (it differs from the AD one when the UPN suffix is not verified).
+      type: str
+    DistinguishedName:
+      description: The AD distinguished name (for V(only_in_entra), C(onPremisesDistinguishedName)).
+      type: str
+    EnabledInAD:
+      description: Whether the AD account is enabled; null when the user is not in AD.
+      type: bool
+    ObjectGUID:
+      description: The AD objectGUID.
+      type: str
+    ImmutableId:
+      description: C(onPremisesImmutableId) in Entra ID, or for users only in AD the value Entra Connect would derive.
+      type: str
+    SID:
+      description: The user's SID.
+      type: str
+    EntraId:
+      description: The Entra object id.
+      type: str
+    Note:
+      description: Why the user is in this class, in words.
+      type: str
+  sample:
+    - UserPrincipalName: jdoe@contoso.com
+      MobileInAD: "+1 425 555 0100"
+      MobileInEntra: "+1 425 555 0199"
+      OtherMobileInAD: []
+      Class: value_differs
+      MatchedBy: anchor
+      UserPrincipalNameInEntra: jdoe@contoso.com
+      DistinguishedName: CN=John Doe,OU=Sync,OU=Corp,DC=contoso,DC=com
+      EnabledInAD: true
+      ObjectGUID: 6f9619ff-8b86-d011-b42d-00c04fc964ff
+      ImmutableId: /xmWb4aLEdC0LQDAT8lk/w==
+      SID: S-1-5-21-1004336348-1177238915-682003330-1105
+      EntraId: 2b4f7a1c-0000-4000-8000-000000000001
+      Note: ""
+differences_truncated:
+  description: True when more users differ than RV(differences) lists.
+  returned: success
+  type: bool
+  sample: false
+report_csv:
+  description: Absolute path of the CSV report written, or null.
+  returned: success
+  type: str
+  sample: /var/lib/dirsync/drift.csv
+report_json:
+  description: Absolute path of the JSON report written, or null.
+  returned: success
+  type: str
+  sample: /var/lib/dirsync/drift.json
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
+from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
+
+
+def _check_params(params):
+    bases = [base.strip() for base in params["search_bases"] if base and base.strip()]
+    if not bases:
+        raise InvalidInput("search_bases is empty: give the distinguished names of the OUs in the sync scope, "
+                           "for example OU=Sync,DC=contoso,DC=com.")
+    if params["max_differences"] < 0:
+        raise InvalidInput("max_differences must be 0 or more, got %d." % params["max_differences"])
+    if not 1 <= params["graph_page_size"] <= _drift.MAX_PAGE_SIZE:
+        raise InvalidInput("graph_page_size must be between 1 and %d, got %d." % (_drift.MAX_PAGE_SIZE, params["graph_page_size"]))
+    return bases, _drift.validate_match_order(params["match_order"])
+
+
+def work(module):
+    params = module.params
+    bases, match_order = _check_params(params)
+    include_in_sync = params["report_in_sync"]
+    graph = graph_client_from_module(module)
+    with ADClient(params) as ad:
+        ad_users, entra_users = _drift.read_concurrently(
+            _drift.read_ad_users(ad, bases, params["ldap_filter"]),
+            _drift.read_entra_users(graph, params["graph_page_size"]))
+    drift = _drift.pair_and_classify(ad_users, entra_users, match_order, include_in_sync=include_in_sync)
+    del ad_users, entra_users  # only the rows are needed from here on
+    tenant_id = graph.tenant_id
+    header = _drift.report_header(drift, tenant_id, bases, params["ldap_filter"], match_order, include_in_sync)
+    # Written in check mode too: the report is the point of the run, and nothing in AD or Entra ID changes.
+    csv_path = _drift.write_csv(params["report_csv"], drift.rows) if params["report_csv"] else None
+    json_path = _drift.write_json(params["report_json"], header, drift.rows) if params["report_json"] else None
+    differing = [row for row in drift.rows if row.Class != "in_sync"]
+    limit = params["max_differences"]
+    return {
+        "changed": False,
+        "tenant_id": tenant_id,
+        "counts": drift.counts,
+        "ad_users": drift.ad_users,
+        "entra_users": drift.entra_users,
+        "differences": [_drift.row_dict(row) for row in differing[:limit]],
+        "differences_truncated": len(differing) > limit,
+        "report_csv": csv_path,
+        "report_json": json_path,
+    }
+
+
+def main():
+    argument_spec = graph_argument_spec()
+    argument_spec.update(ad_argument_spec())
+    argument_spec.update(
+        search_bases=dict(type="list", elements="str", required=True),
+        ldap_filter=dict(type="str"),
+        match_order=dict(type="list", elements="str", choices=list(_drift.MATCH_KEYS), default=list(_drift.MATCH_KEYS)),
+        report_csv=dict(type="path"),
+        report_json=dict(type="path"),
+        report_in_sync=dict(type="bool", default=False),
+        max_differences=dict(type="int", default=50),
+        graph_page_size=dict(type="int", default=_drift.MAX_PAGE_SIZE),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, work)
+
+
+if __name__ == "__main__":
+    main()

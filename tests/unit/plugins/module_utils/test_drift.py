@@ -1,0 +1,327 @@
+"""Unit tests of _drift: record building, streaming reads, pairing and classification, report files."""
+
+import csv
+import json
+import os
+import stat
+import threading
+import uuid
+
+import pytest
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _identity
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, InvalidInput
+
+
+def ad(name, mobile=None, anchor=None, sid=None, upn=None, other=(), enabled=True):
+    return _drift.ADUser(dn="CN=%s,OU=Sync,DC=lab,DC=test" % name, upn=upn or "%s@lab.test" % name, sam=name,
+                         guid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)), anchor=anchor or "anchor-" + name,
+                         sid=sid or "S-1-5-21-1-2-3-%d" % (sum(map(ord, name)) + 1000), mobile=mobile,
+                         other_mobile=tuple(other), enabled=enabled)
+
+
+def entra(user, mobile=None, anchor=None, sid=None, upn=None, onprem_upn=None, entra_id=None):
+    """The Entra side of ``user`` (an ADUser) as the sync engine would have written it; override what should differ."""
+    return _drift.EntraUser(id=entra_id or "id-" + user.sam, upn=upn or user.upn, onprem_upn=onprem_upn or user.upn, mobile=mobile,
+                            immutable_id=anchor or user.anchor, sid=sid or user.sid, dn=user.dn)
+
+
+def classes(drift):
+    return {(row.UserPrincipalName, row.Class) for row in drift.rows}
+
+
+# -- filters and records -------------------------------------------------------------------
+
+def test_user_filter_ands_the_extra_filter_with_or_without_parentheses():
+    assert _drift.user_filter(None) == _drift.USER_FILTER
+    assert _drift.user_filter("department=Sales") == "(&%s(department=Sales))" % _drift.USER_FILTER
+    assert _drift.user_filter(" (|(a=1)(b=2)) ") == "(&%s(|(a=1)(b=2)))" % _drift.USER_FILTER
+
+
+@pytest.mark.parametrize("bad", ["(department=Sales", "(a=1))(", "a=1)"])
+def test_user_filter_rejects_unbalanced_parentheses(bad):
+    with pytest.raises(InvalidInput) as info:
+        _drift.user_filter(bad)
+    assert "unbalanced" in str(info.value) and "(department=Sales)" in str(info.value)
+
+
+def _entry(guid, consistency=None, uac="512", mobile=(), other=(), sid=None):
+    return {"dn": "CN=x,DC=lab,DC=test", "objectguid": [guid.bytes_le], "ms-ds-consistencyguid": [consistency.bytes_le] if consistency else [],
+            "objectsid": [_identity.sid_string_to_bytes(sid or "S-1-5-21-10-20-30-1105")], "userprincipalname": ["x@lab.test"],
+            "samaccountname": ["x"], "distinguishedname": ["CN=x,DC=lab,DC=test"], "mobile": list(mobile), "othermobile": list(other),
+            "useraccountcontrol": [uac]}
+
+
+def test_ad_record_anchor_is_consistency_guid_when_set_else_object_guid():
+    guid, consistency = uuid.uuid4(), uuid.uuid4()
+    plain = _drift.ad_user_from_entry(_entry(guid))
+    assert plain.guid == str(guid)
+    assert plain.anchor == _identity.guid_to_immutable_id(str(guid))
+    with_consistency = _drift.ad_user_from_entry(_entry(guid, consistency))
+    assert with_consistency.guid == str(guid)
+    assert with_consistency.anchor == _identity.guid_to_immutable_id(str(consistency))
+
+
+def test_ad_record_values_sid_enabled_and_blank_numbers():
+    record = _drift.ad_user_from_entry(_entry(uuid.uuid4(), uac="514", mobile=["  "], other=["+1 425 555 0100", " ", "+14255550101"]))
+    assert record.sid == "S-1-5-21-10-20-30-1105"
+    assert record.enabled is False
+    assert record.mobile is None
+    assert record.other_mobile == ("+1 425 555 0100", "+14255550101")
+    assert _drift.ad_user_from_entry(_entry(uuid.uuid4(), uac="512", mobile=["+1 1"])).enabled is True
+
+
+class FakeAD:
+    def __init__(self, pages):
+        self.pages = pages
+        self.searches = []
+
+    def paged_search(self, base, ldap_filter, attributes, page_size=1000):
+        self.searches.append((base, ldap_filter, tuple(attributes), page_size))
+        yield from self.pages.get(base, [])
+
+
+def test_read_ad_users_reads_every_base_once_per_user():
+    shared, only = uuid.uuid4(), uuid.uuid4()
+    fake = FakeAD({"OU=Sync": [_entry(shared), _entry(only)], "OU=Sales,OU=Sync": [_entry(shared)]})
+    users = list(_drift.read_ad_users(fake, ["OU=Sync", "OU=Sales,OU=Sync"], "(department=Sales)"))
+    assert [user.guid for user in users] == [str(shared), str(only)]
+    assert [search[0] for search in fake.searches] == ["OU=Sync", "OU=Sales,OU=Sync"]
+    assert fake.searches[0][1] == "(&%s(department=Sales))" % _drift.USER_FILTER
+    assert set(fake.searches[0][2]) == set(_drift.AD_ATTRIBUTES)
+
+
+class FakeGraph:
+    def __init__(self, items):
+        self.items = items
+        self.calls = []
+
+    def iter_items(self, path, params=None, headers=None):
+        self.calls.append((path, params, headers))
+        yield from self.items
+
+
+def test_read_entra_users_asks_for_synced_users_only_with_the_needed_properties():
+    graph = FakeGraph([{"id": "1", "userPrincipalName": "a@lab.onmicrosoft.com", "onPremisesUserPrincipalName": "a@contoso.example",
+                        "mobilePhone": "", "onPremisesImmutableId": "QUJD", "onPremisesSecurityIdentifier": "S-1-5-21-1-2-3-4",
+                        "onPremisesDistinguishedName": "CN=a"}])
+    users = list(_drift.read_entra_users(graph))
+    assert users == [_drift.EntraUser("1", "a@lab.onmicrosoft.com", "a@contoso.example", None, "QUJD", "S-1-5-21-1-2-3-4", "CN=a")]
+    path, params, headers = graph.calls[0]
+    assert path == "users" and headers is None  # a plain filter: no advanced query needed
+    assert params == {"$filter": "onPremisesSyncEnabled eq true", "$top": "999", "$select": ",".join(_drift.ENTRA_SELECT)}
+
+
+def test_read_entra_users_rejects_a_page_size_graph_refuses():
+    with pytest.raises(InvalidInput):
+        list(_drift.read_entra_users(FakeGraph([]), page_size=1000))
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+def test_read_concurrently_overlaps_both_reads():
+    # Each side waits for the other to have started: this only completes when they run at the same time.
+    started = [threading.Event(), threading.Event()]
+
+    def records(me, other):
+        started[me].set()
+        assert started[other].wait(5), "the reads did not overlap"
+        yield from range(me * 10, me * 10 + 3)
+
+    assert _drift.read_concurrently(records(0, 1), records(1, 0)) == ([0, 1, 2], [10, 11, 12])
+
+
+def test_read_concurrently_raises_the_failure_and_stops_the_other_read():
+    produced = []
+
+    def endless():
+        number = 0
+        while True:
+            number += 1
+            produced.append(number)
+            yield number
+
+    def failing():
+        yield 1
+        raise ADError("the DC went away")
+
+    with pytest.raises(ADError, match="the DC went away"):
+        _drift.read_concurrently(failing(), endless())
+    assert produced  # it ran, and it stopped (otherwise this test would never finish)
+
+
+# -- pairing and classification -------------------------------------------------------------
+
+def test_classes_of_paired_users():
+    same, fmt, differs, cleared, both_empty = ad("same", "+1 425 555 0100"), ad("fmt", "+1 425 555 0101"), ad("differs", "+14255550102"), \
+        ad("cleared", "+14255550103"), ad("empty", None)
+    drift = _drift.pair_and_classify(
+        [same, fmt, differs, cleared, both_empty],
+        [entra(same, "+1 425 555 0100"), entra(fmt, "+14255550101"), entra(differs, "+14255550199"), entra(cleared, ""),
+         entra(both_empty, "  ")],
+        include_in_sync=True)
+    assert classes(drift) == {("same@lab.test", "in_sync"), ("fmt@lab.test", "format_differs"), ("differs@lab.test", "value_differs"),
+                              ("cleared@lab.test", "value_differs"), ("empty@lab.test", "in_sync")}
+    assert drift.counts == {"in_sync": 2, "format_differs": 1, "value_differs": 2, "only_in_ad": 0, "only_in_entra": 0, "ambiguous": 0}
+    assert {row.MatchedBy for row in drift.rows} == {"anchor"}
+    cleared_row = next(row for row in drift.rows if row.UserPrincipalName == "cleared@lab.test")
+    assert "Entra ID has no mobile number" in cleared_row.Note
+
+
+def test_in_sync_users_are_counted_but_not_listed_by_default():
+    user = ad("same", "+1")
+    drift = _drift.pair_and_classify([user], [entra(user, "+1")])
+    assert drift.rows == [] and drift.counts["in_sync"] == 1
+
+
+def test_only_in_ad_and_only_in_entra():
+    pending, departed = ad("pending", "+1"), ad("departed", "+2")
+    drift = _drift.pair_and_classify([pending], [entra(departed, "+2")])
+    assert classes(drift) == {("pending@lab.test", "only_in_ad"), ("departed@lab.test", "only_in_entra")}
+    only_entra = next(row for row in drift.rows if row.Class == "only_in_entra")
+    assert only_entra.EntraId == "id-departed" and only_entra.MobileInEntra == "+2" and only_entra.EnabledInAD is None
+
+
+def test_user_whose_cloud_upn_differs_is_paired_by_anchor():
+    user = ad("jdoe", "+1", upn="jdoe@contoso.example")
+    cloud = entra(user, "+1", upn="jdoe@lab.onmicrosoft.com")
+    drift = _drift.pair_and_classify([user], [cloud], include_in_sync=True)
+    row, = drift.rows
+    assert (row.Class, row.MatchedBy, row.UserPrincipalName, row.UserPrincipalNameInEntra) == \
+        ("in_sync", "anchor", "jdoe@contoso.example", "jdoe@lab.onmicrosoft.com")
+
+
+def test_upn_pairing_uses_the_on_premises_upn_and_is_case_insensitive():
+    user = ad("jdoe", "+1", upn="JDoe@Contoso.example")
+    cloud = entra(user, "+2", anchor="other-anchor", sid="S-1-5-21-9-9-9-9", upn="jdoe@lab.onmicrosoft.com", onprem_upn="jdoe@contoso.example")
+    row, = _drift.pair_and_classify([user], [cloud]).rows
+    assert (row.Class, row.MatchedBy) == ("value_differs", "upn")
+    assert "onPremisesImmutableId differs" in row.Note and user.anchor in row.Note
+
+
+def test_match_order_decides_the_keys_used():
+    user = ad("jdoe", "+1")
+    cloud = entra(user, "+1", anchor="rewritten", upn="x@lab.onmicrosoft.com", onprem_upn="x@lab.test")
+    assert classes(_drift.pair_and_classify([user], [cloud], match_order=["anchor"])) == {("jdoe@lab.test", "only_in_ad"),
+                                                                                          ("x@lab.test", "only_in_entra")}
+    row, = _drift.pair_and_classify([user], [cloud], match_order=["upn", "sid"], include_in_sync=True).rows
+    assert (row.Class, row.MatchedBy) == ("in_sync", "sid")
+
+
+def test_keys_pointing_at_different_users_are_ambiguous():
+    live, departed = ad("live", "+1"), ad("departed", "+2")
+    live_cloud = entra(live, "+1")
+    stale = entra(departed, "+2", sid=live.sid)  # a deleted user's object still carries the SID of a live one
+    drift = _drift.pair_and_classify([live], [live_cloud, stale])
+    row, = drift.rows
+    assert (row.Class, row.UserPrincipalName) == ("ambiguous", "live@lab.test")
+    assert "departed@lab.test" in row.Note and "live@lab.test" in row.Note
+    assert drift.counts["only_in_entra"] == 0  # both candidates are named in the ambiguous row
+
+
+def test_one_key_matching_several_is_ambiguous_even_if_alone():
+    user = ad("jdoe", "+1")
+    first = entra(user, "+1", anchor="a1", sid="S-1-5-21-9-9-9-1", entra_id="e1")
+    second = entra(user, "+1", anchor="a2", sid="S-1-5-21-9-9-9-2", entra_id="e2")
+    drift = _drift.pair_and_classify([user], [first, second], match_order=["upn"])
+    assert [row.Class for row in drift.rows] == ["ambiguous"]
+
+
+def test_the_claim_by_the_earlier_key_wins_an_entra_user():
+    renamed = ad("renamed", "+1", upn="new@lab.test")
+    newcomer = ad("newcomer", "+2", upn="old@lab.test")
+    cloud = entra(renamed, "+1", upn="old@lab.test", onprem_upn="old@lab.test")
+    drift = _drift.pair_and_classify([newcomer, renamed], [cloud], include_in_sync=True)
+    assert classes(drift) == {("new@lab.test", "in_sync"), ("old@lab.test", "ambiguous")}
+    loser = next(row for row in drift.rows if row.Class == "ambiguous")
+    assert renamed.dn in loser.Note and "by anchor" in loser.Note
+
+
+def test_two_equal_claims_make_both_ambiguous_and_hide_the_entra_user():
+    one, two = ad("one", "+1", upn="same@lab.test"), ad("two", "+1", upn="same@lab.test")
+    cloud = entra(one, "+1", anchor="x", sid="S-1-5-21-9-9-9-3")
+    drift = _drift.pair_and_classify([one, two], [cloud])
+    assert [row.Class for row in drift.rows] == ["ambiguous", "ambiguous"]
+    assert drift.counts["only_in_entra"] == 0
+
+
+@pytest.mark.parametrize("order", [[], ["anchor", "anchor"], ["mail"]])
+def test_bad_match_order_is_refused(order):
+    with pytest.raises(InvalidInput, match="match_order"):
+        _drift.pair_and_classify([], [], match_order=order)
+
+
+def test_rows_are_sorted_by_class_then_upn():
+    users = [ad(name, "+%d" % index) for index, name in enumerate(["zed", "amy", "bob"])]
+    clouds = [entra(users[0], "+9"), entra(users[1], "+8")]
+    drift = _drift.pair_and_classify(users, clouds)
+    assert [(row.Class, row.UserPrincipalName) for row in drift.rows] == [
+        ("value_differs", "amy@lab.test"), ("value_differs", "zed@lab.test"), ("only_in_ad", "bob@lab.test")]
+    assert (drift.ad_users, drift.entra_users) == (3, 2)
+
+
+# -- report files -------------------------------------------------------------------------------
+
+@pytest.fixture
+def rows():
+    user = ad("jdoe", "+1 425 555 0100", other=["+1 425 555 0101", "+1 425 555 0102"], upn="jdoe@contoso.example")
+    missing = ad("gone", "+2")
+    return _drift.pair_and_classify([user], [entra(user, "+14255550199", upn="jdoe@lab.onmicrosoft.com"), entra(missing)]).rows
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_csv_starts_with_adsynctools_columns_and_is_private(tmp_path, rows):
+    path = tmp_path / "drift.csv"
+    path.write_text("old")
+    os.chmod(path, 0o644)
+    assert _drift.write_csv(str(path), rows) == str(path)
+    assert _mode(path) == 0o600
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0])[:4] == ["UserPrincipalName", "MobileInAD", "MobileInEntra", "OtherMobileInAD"]
+    first = table[0]
+    assert first["UserPrincipalName"] == "jdoe@contoso.example"
+    assert first["UserPrincipalNameInEntra"] == "jdoe@lab.onmicrosoft.com"
+    assert first["OtherMobileInAD"] == "+1 425 555 0101;+1 425 555 0102"
+    assert (first["Class"], first["EnabledInAD"]) == ("value_differs", "True")
+    assert (table[1]["Class"], table[1]["MobileInAD"], table[1]["EnabledInAD"]) == ("only_in_entra", "", "")
+    assert os.listdir(tmp_path) == ["drift.csv"]  # no temporary file left behind
+
+
+def test_json_has_header_and_rows(tmp_path, rows):
+    drift = _drift.Drift({"value_differs": 1}, rows, 1, 2)
+    header = _drift.report_header(drift, "tenant-1", ["OU=Sync"], None, ("anchor", "sid", "upn"), False)
+    path = _drift.write_json(str(tmp_path / "drift.json"), header, rows)
+    assert _mode(path) == 0o600
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    assert data["tenant_id"] == "tenant-1" and data["counts"] == {"value_differs": 1}
+    assert (data["ad_users"], data["entra_users"]) == (1, 2)
+    assert any("otherMobile" in note and "Graph" in note for note in data["notes"])
+    assert data["rows"] == [_drift.row_dict(row) for row in rows]
+    assert data["rows"][0]["OtherMobileInAD"] == ["+1 425 555 0101", "+1 425 555 0102"]
+    empty = _drift.write_json(str(tmp_path / "empty.json"), header, [])
+    with open(empty, encoding="utf-8") as handle:
+        assert json.load(handle)["rows"] == []
+
+
+def test_report_in_a_missing_directory_says_what_to_do(tmp_path, rows):
+    with pytest.raises(InvalidInput, match="does not exist. Create it first"):
+        _drift.write_csv(str(tmp_path / "nowhere" / "drift.csv"), rows)
+
+
+def test_failed_write_leaves_the_old_report_and_no_temporary_file(tmp_path, rows):
+    path = tmp_path / "drift.json"
+    path.write_text("previous report")
+
+    class Exploding:
+        def items(self):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(Exception, match="No space left on device"):
+        _drift.write_json(str(path), Exploding(), rows)
+    assert path.read_text() == "previous report"
+    assert os.listdir(tmp_path) == ["drift.json"]
