@@ -1,0 +1,132 @@
+"""Unit tests of _backup: the file format, atomic 0600 writes, and the refusals of load()."""
+
+import datetime
+import json
+import os
+import stat
+import uuid
+
+import pytest
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+
+TENANT = "e1f41257-abc5-59f8-83f4-66462474b972"
+OTHER_TENANT = "00000000-1111-2222-3333-444444444444"
+DOMAIN = "DC=lab,DC=test"
+NOW = datetime.datetime(2026, 11, 28, 16, 29, 51, tzinfo=datetime.timezone.utc)
+
+
+def ad(name, mobile=None, other=()):
+    return _drift.ADUser(dn="CN=%s,OU=Sync,DC=lab,DC=test" % name, upn="%s@lab.test" % name, sam=name,
+                         guid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)), anchor="anchor-" + name, sid="S-1-5-21-1-2-3-1001",
+                         mobile=mobile, other_mobile=tuple(other), enabled=True)
+
+
+def entra(name, mobile=None):
+    return _drift.EntraUser(id="id-" + name, upn="%s@lab.test" % name, onprem_upn="%s@lab.test" % name, mobile=mobile,
+                            immutable_id="anchor-" + name, sid=None, dn=None)
+
+
+def document(now=NOW, tenant=TENANT):
+    ad_users = [ad("ann", "+1 425 555 0100", ["+1 425 555 0101", "+1 425 555 0102"]), ad("bob"), ad("zoë", "+49 30 1234")]
+    entra_users = [entra("ann", "+14255550199"), entra("bob", "+1 206 555 0100")]
+    return _backup.build(tenant, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, ad_users, entra_users, now=now)
+
+
+@pytest.fixture
+def written(tmp_path):
+    return _backup.write(str(tmp_path / "backups"), document())
+
+
+def rewrite(path, change):
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    change(data)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+
+
+def test_written_backup_is_private_named_and_loads_back_identical(tmp_path, written):
+    directory = tmp_path / "backups"
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
+    assert os.path.basename(written) == "phone-backup_%s_20261128T162951Z.json" % TENANT
+    assert os.listdir(directory) == [os.path.basename(written)]  # no temporary file left behind
+    loaded = _backup.load(written, tenant_id=TENANT.upper(), ad_domain="dc=lab,dc=test")
+    assert loaded == document()
+    ann = _backup.ad_users_by_guid(loaded)[str(uuid.uuid5(uuid.NAMESPACE_DNS, "ann"))]
+    assert ann["mobile"] == "+1 425 555 0100" and ann["other_mobile"] == ["+1 425 555 0101", "+1 425 555 0102"]
+    assert loaded["counts"] == {"ad_users": 3, "ad_with_mobile": 2, "ad_with_other_mobile": 1, "entra_users": 2, "entra_with_mobile": 2}
+    assert loaded["entra_users"][0] == {"id": "id-ann", "user_principal_name": "ann@lab.test", "mobile": "+14255550199",
+                                        "immutable_id": "anchor-ann"}
+
+
+def test_a_second_backup_in_the_same_second_gets_its_own_file(tmp_path, written):
+    second = _backup.write(str(tmp_path / "backups"), document())
+    assert second != written and second.endswith("-2.json")
+    assert len(os.listdir(tmp_path / "backups")) == 2
+
+
+def test_checksum_covers_the_header_too():
+    doc = document()
+    edited = dict(doc, tenant_id=OTHER_TENANT)
+    assert _backup.checksum(edited) != doc["checksum"]
+    assert _backup.checksum(dict(doc)) == doc["checksum"]
+
+
+def test_an_edited_number_is_refused_as_corrupted(written):
+    rewrite(written, lambda data: data["ad_users"][0].update(mobile="+1 999 999 9999"))
+    with pytest.raises(InvalidInput, match="checksum does not match.*corrupted or edited.*Nothing was changed") as caught:
+        _backup.load(written, tenant_id=TENANT)
+    assert caught.value.details["backup_path"] == written
+
+
+def test_a_truncated_file_is_refused(written):
+    with open(written, "r+", encoding="utf-8") as handle:
+        handle.truncate(200)
+    with pytest.raises(InvalidInput, match="not valid JSON.*truncated or corrupted"):
+        _backup.load(written)
+
+
+def test_a_backup_of_another_tenant_is_refused_even_with_a_valid_checksum(tmp_path):
+    path = _backup.write(str(tmp_path), document(tenant=OTHER_TENANT))
+    with pytest.raises(InvalidInput, match="backup of tenant %s, but this run signs in to tenant %s" % (OTHER_TENANT, TENANT)):
+        _backup.load(path, tenant_id=TENANT)
+
+
+def test_a_backup_of_another_domain_is_refused(written):
+    with pytest.raises(InvalidInput, match="backup of the AD domain DC=lab,DC=test, but this run connects to DC=corp,DC=example"):
+        _backup.load(written, tenant_id=TENANT, ad_domain="DC=corp,DC=example")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda data: data.update(format="something.else"), "not an entraid.dirsync phone backup"),
+    (lambda data: data.update(version=99), "format version 99 is not one this collection reads"),
+])
+def test_unknown_formats_are_refused(written, change, message):
+    rewrite(written, change)
+    with pytest.raises(InvalidInput, match=message):
+        _backup.load(written)
+
+
+def test_a_file_with_a_valid_checksum_but_wrong_structure_is_refused(tmp_path):
+    doc = document()
+    del doc["ad_users"][0]["other_mobile"]
+    doc["checksum"] = _backup.checksum(doc)
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InvalidInput, match="structure of an entraid.dirsync phone backup"):
+        _backup.load(str(path))
+
+
+def test_a_missing_file_says_which(tmp_path):
+    with pytest.raises(InvalidInput, match="nope.json cannot be used: the file does not exist"):
+        _backup.load(str(tmp_path / "nope.json"))
+
+
+def test_a_directory_that_cannot_be_created_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(Exception, match="Cannot create the backup directory .*file/sub"):
+        _backup.write(str(blocker / "sub"), document())

@@ -1,0 +1,123 @@
+"""The reconcile policy of phone_reconcile: which users get the cloud number in AD, which are left alone, and the backup check."""
+
+import uuid
+
+import pytest
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+from ansible_collections.entraid.dirsync.plugins.modules import phone_reconcile
+
+PARAMS = dict(clear_when_cloud_empty=False, include_format_differences=False, exclude_upns=[], exclude_ous=[], exclude_groups=[])
+
+
+def ad(name, mobile, ou="OU=Sales,OU=Sync,DC=lab,DC=test", upn=None):
+    return _drift.ADUser(dn="CN=%s,%s" % (name, ou), upn=upn or "%s@lab.test" % name, sam=name,
+                         guid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)), anchor="anchor-" + name,
+                         sid="S-1-5-21-1-2-3-%d" % (sum(map(ord, name)) + 1000), mobile=mobile, other_mobile=(), enabled=True)
+
+
+def entra(user, mobile, upn=None):
+    return _drift.EntraUser(id="id-" + user.sam, upn=upn or user.upn, onprem_upn=user.upn, mobile=mobile,
+                            immutable_id=user.anchor, sid=user.sid, dn=user.dn)
+
+
+def population():
+    """One user per case; the Entra side of each pairs by anchor."""
+    cases = {
+        "newer": ("+1 425 555 0100", "+1 425 555 0199"),       # value differs: the cloud number is newer
+        "adempty": (None, "+1 206 555 0100"),                   # AD has none: the cloud one is written
+        "cloudempty": ("+1 312 555 0100", None),                # the cloud has none: kept by default
+        "format": ("+1 646 555 0100", "+16465550100"),          # the same number written differently
+        "same": ("+1 737 555 0100", "+1 737 555 0100"),         # in sync
+        "renamed": ("+1 415 555 0100", "+1 415 555 0177"),      # cloud UPN differs (unverified suffix)
+        "contractor": ("+1 503 555 0100", "+1 503 555 0111"),   # in an OU to exclude
+    }
+    ad_users, entra_users = [], []
+    for name, (ad_mobile, cloud_mobile) in sorted(cases.items()):
+        user = ad(name, ad_mobile, ou="OU=Contractors , OU=Sync,DC=lab,DC=test" if name == "contractor" else "OU=Sales,OU=Sync,DC=lab,DC=test")
+        ad_users.append(user)
+        entra_users.append(entra(user, cloud_mobile, upn="renamed@lab.onmicrosoft.com" if name == "renamed" else None))
+    only_ad = ad("pending", "+1 202 555 0100")
+    ad_users.append(only_ad)
+    orphan = ad("departed", None)
+    entra_users.append(entra(orphan, "+1 202 555 0199"))
+    return _drift.pair_and_classify(ad_users, entra_users, ["anchor"]).rows
+
+
+def plan(**params):
+    return phone_reconcile.plan(population(), phone_reconcile.make_policy(dict(PARAMS, **params)), params.pop("excluded", frozenset()))
+
+
+def names(items):
+    return sorted(item["user_principal_name"].split("@")[0] for item in items)
+
+
+def reasons(skipped):
+    return {item["user_principal_name"].split("@")[0]: item["reason"] for item in skipped}
+
+
+def test_safe_defaults_write_only_real_differences_with_a_cloud_number():
+    changes, skipped = plan()
+    assert names(changes) == ["adempty", "contractor", "newer", "renamed"]
+    newer = [change for change in changes if change["user_principal_name"] == "newer@lab.test"][0]
+    assert newer["mobile_in_ad"] == "+1 425 555 0100" and newer["mobile_in_entra"] == "+1 425 555 0199"
+    assert newer["object_guid"] == str(uuid.uuid5(uuid.NAMESPACE_DNS, "newer"))
+    # In sync, only in AD and only in Entra ID are never touched.
+    assert reasons(skipped) == {"cloudempty": "cloud_empty", "format": "format_only"}
+
+
+def test_clearing_and_format_differences_are_opt_in():
+    changes, skipped = plan(clear_when_cloud_empty=True, include_format_differences=True)
+    assert names(changes) == ["adempty", "cloudempty", "contractor", "format", "newer", "renamed"]
+    assert [change["mobile_in_entra"] for change in changes if change["user_principal_name"] == "cloudempty@lab.test"] == [None]
+    assert skipped == []
+
+
+def test_exclusions_by_upn_either_side_ou_and_group():
+    excluded = frozenset([str(uuid.uuid5(uuid.NAMESPACE_DNS, "adempty"))])
+    changes, skipped = plan(exclude_upns=["NEWER@lab.test", "renamed@LAB.onmicrosoft.com"],
+                            exclude_ous=["ou=contractors,ou=sync,dc=lab,dc=test"], excluded=excluded)
+    assert changes == []
+    assert reasons(skipped) == {"newer": "excluded_upn", "renamed": "excluded_upn", "contractor": "excluded_ou",
+                                "adempty": "excluded_group", "cloudempty": "cloud_empty", "format": "format_only"}
+
+
+def test_an_excluded_user_is_reported_as_excluded_even_when_also_format_only():
+    _changes, skipped = plan(exclude_upns=["format@lab.test"])
+    assert reasons(skipped)["format"] == "excluded_upn"
+
+
+@pytest.mark.parametrize("dn, ou, inside", [
+    ("CN=a,OU=Sales,DC=lab,DC=test", "OU=Sales,DC=lab,DC=test", True),
+    ("CN=a,OU=Sales,DC=lab,DC=test", "ou=sales, dc=lab, dc=test", True),
+    ("CN=a,OU=Presales,DC=lab,DC=test", "OU=Sales,DC=lab,DC=test", False),
+    ("OU=Sales,DC=lab,DC=test", "OU=Sales,DC=lab,DC=test", True),
+])
+def test_ou_membership_is_a_dn_suffix_on_rdn_boundaries(dn, ou, inside):
+    assert phone_reconcile.in_ou(dn, ou) is inside
+
+
+def backup_of(changes, **overrides):
+    return {change["object_guid"]: {"mobile": overrides.get(change["user_principal_name"], change["mobile_in_ad"])} for change in changes}
+
+
+def test_a_backup_holding_every_user_with_the_current_numbers_passes():
+    changes, _skipped = plan()
+    phone_reconcile.check_backup(changes, backup_of(changes), "/b.json")
+
+
+def test_a_backup_missing_a_user_is_refused_naming_the_user():
+    changes, _skipped = plan()
+    backup = backup_of(changes)
+    del backup[str(uuid.uuid5(uuid.NAMESPACE_DNS, "newer"))]
+    with pytest.raises(InvalidInput, match=r"/b.json does not cover.*1 user\(s\) are not in it: newer@lab.test.*Nothing was changed") as caught:
+        phone_reconcile.check_backup(changes, backup, "/b.json")
+    assert len(caught.value.details["missing"]) == 1
+
+
+def test_a_backup_older_than_the_current_ad_number_is_refused():
+    changes, _skipped = plan()
+    backup = backup_of(changes, **{"renamed@lab.test": "+1 415 555 0000"})
+    with pytest.raises(InvalidInput, match=r"another mobile number in AD than in the backup: renamed@lab.test .*'\+1 415 555 0000' in the backup"):
+        phone_reconcile.check_backup(changes, backup, "/b.json")
