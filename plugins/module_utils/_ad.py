@@ -177,12 +177,12 @@ class ADClient:
     def _check_params(self):
         params = self.params
         if not params.get("ad_server"):
-            raise InvalidInput("No AD server given: set the server option (or ENTRAID_AD_SERVER) to a domain controller's host name.")
+            raise InvalidInput("No AD server given: set ad_server (or ENTRAID_AD_SERVER) to a domain controller's host name.")
         if params.get("ad_auth_protocol", "simple") == "kerberos":
             if params.get("ad_password"):
                 raise InvalidInput(
                     "ad_auth_protocol=kerberos uses the Kerberos ticket of the controller's user (from kinit or a keytab "
-                    "named by KRB5_CLIENT_KTNAME), not a password: remove the password option (and ENTRAID_AD_PASSWORD).")
+                    "named by KRB5_CLIENT_KTNAME), not a password: remove ad_password (and ENTRAID_AD_PASSWORD).")
             return
         if not params.get("ad_username") or not params.get("ad_password"):
             # AD treats a simple bind with an empty password as anonymous and still "succeeds".
@@ -253,7 +253,7 @@ class ADClient:
                     break
             return ADError(
                 "AD refused the bind account %s: %s. Check the bind account's username (UPN or DN) and its password "
-                "(password / ENTRAID_AD_PASSWORD), and that the account may sign in." % (username, reason), ldap_result=_result_text(result))
+                "(ad_password / ENTRAID_AD_PASSWORD), and that the account may sign in." % (username, reason), ldap_result=_result_text(result))
         if code in (8, 13):
             return ADError(
                 "%s requires an encrypted connection for this bind (%s). Use ad_tls_mode=ldaps or ad_tls_mode=start_tls."
