@@ -18,7 +18,6 @@ from ansible.utils.display import Display
 
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, DirsyncError
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import (
-    _connection_error,
     auth_error_from_result,
     build_public_app,
     build_session,
@@ -27,6 +26,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._graph import (
     load_token_cache,
     resolve_endpoints,
     save_token_cache,
+    sign_in_connection_error,
 )
 
 try:
@@ -86,7 +86,7 @@ class ActionModule(ActionBase):
             app = build_public_app(params, cache, session)
             outcome = self._silent(app, scopes, params) or self._device_flow(app, scopes, params)
         except requests.RequestException as exc:
-            raise _connection_error(exc, "authority_host", resolve_endpoints(params)[0], params) from None
+            raise sign_in_connection_error(exc, "authority_host", resolve_endpoints(params)[0], params) from None
         save_token_cache(cache, cache_path)
         outcome["token_cache_path"] = cache_path
         return outcome

@@ -252,7 +252,7 @@ def auth_error_from_result(result, auth_method, params=None):
     return AuthError(_scrub(msg, _secrets(params or {})), error=result.get("error"), error_codes=codes)
 
 
-def _connection_error(exc, what, url, params):
+def sign_in_connection_error(exc, what, url, params):
     hint = "Check the network, proxy settings and %s." % what
     if requests is not None and isinstance(exc, requests.exceptions.SSLError):
         hint = ("The TLS certificate of %s could not be verified: set ca_bundle (ENTRAID_CA_BUNDLE) to the PEM of the CA that "
@@ -299,7 +299,7 @@ def _build_app(factory, params, session, cache, **extra):
     try:
         return factory(params["client_id"], **dict(kwargs, **extra))
     except (ValueError, requests.RequestException) as exc:
-        raise _connection_error(exc, "authority_host/tenant_id", kwargs["authority"], params) from None
+        raise sign_in_connection_error(exc, "authority_host/tenant_id", kwargs["authority"], params) from None
 
 
 def build_public_app(params, cache, session=None):
@@ -428,7 +428,7 @@ class ConfidentialProvider(TokenProvider):
         try:
             return self._checked(self._app.acquire_token_for_client(self._scopes))
         except requests.RequestException as exc:
-            raise _connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
+            raise sign_in_connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
 
 
 class PublicProvider(TokenProvider):
@@ -455,7 +455,7 @@ class PublicProvider(TokenProvider):
         try:
             token = self._acquire(force_refresh)
         except requests.RequestException as exc:
-            raise _connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
+            raise sign_in_connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
         if self._cache_path:
             save_token_cache(self._cache, self._cache_path)
         return token
