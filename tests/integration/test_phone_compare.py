@@ -14,18 +14,12 @@ import ldap3
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils._identity import sid_bytes_to_string
+from lab_play import PLAY_HEADER
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 USERS_LIST = r"^/v1\.0/users$"
 
-PLAY = """
-- hosts: lab
-  gather_facts: false
-  module_defaults:
-    group/entraid.dirsync.graph: "{{ entraid_graph }}"
-    group/entraid.dirsync.ad: "{{ entraid_ad }}"
-  tasks:
-    - name: compare
+PLAY = PLAY_HEADER + """    - name: compare
       entraid.dirsync.phone_compare:
         search_bases: "{{ entraid_ad_search_bases }}"
         report_json: %(json)s

@@ -18,6 +18,7 @@ import ldap3
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _phone
+from lab_play import PLAY_HEADER
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 STATE = {}
@@ -118,14 +119,7 @@ def bypass(playbook, workdir, check=False, diff=False, **extra):
     return playbook("entraid.dirsync.bypass_overrides", check=check, diff=diff, extra_vars=extra_vars)
 
 
-RECONCILE_CHECK = """
-- hosts: lab
-  gather_facts: false
-  module_defaults:
-    group/entraid.dirsync.graph: "{{ entraid_graph }}"
-    group/entraid.dirsync.ad: "{{ entraid_ad }}"
-  tasks:
-    - name: backup
+RECONCILE_CHECK = PLAY_HEADER + """    - name: backup
       entraid.dirsync.phone_backup:
         backup_dir: %(dir)s
         search_bases: "{{ entraid_ad_search_bases }}"

@@ -12,18 +12,12 @@ import uuid
 import ldap3
 import pytest
 from ldap3.utils.dn import escape_rdn
+from lab_play import PLAY_HEADER
 
 OU_NAME = "UserPhoneTests"
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 
-PLAY = """
-- hosts: lab
-  gather_facts: false
-  module_defaults:
-    group/entraid.dirsync.graph: "{{ entraid_graph }}"
-    group/entraid.dirsync.ad: "{{ entraid_ad }}"
-  tasks:
-"""
+PLAY = PLAY_HEADER
 
 
 class ScratchOU:
