@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 COLLECTIONS := $(CURDIR)/$(VENV)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/lab
-SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools
+# Debian's Samba for the lab's domain controller; shellcheck for the shell scripts' sanity test.
+SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages venv demo test unit lab-test integration sanity docs-check lab-up lab-down lab-status clean
+.PHONY: help setup system-packages venv demo test unit sanity lab-up lab-down lab-status clean
 
 help:
 	@echo "make demo      set up everything, start the lab, run the drift report against it"
@@ -19,7 +20,7 @@ help:
 
 setup: system-packages venv
 
-# Debian's Samba for the lab's domain controller; installed only when missing.
+# System packages, installed only when missing.
 system-packages:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "Installing $(SYSTEM_PACKAGES)..."; \

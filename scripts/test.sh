@@ -2,7 +2,7 @@
 # make test: unit tests, then the lab's own tests and the integration tests against a running lab,
 # then ansible-test sanity. Every stage runs; the exit code is non-zero if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
 failed=()
 
