@@ -17,7 +17,7 @@ module's time to the slower floor. Targets at 100,000 users: ratio <= 1.25, modu
 
 Restarting the lab at another size stops it for everyone using it. When it is done (or fails) the
 script restores the default lab (300 users, seed 42) unless --no-restore is given. The first start
-at a size seeds the directory (about 200 users/s); later starts restore a cached snapshot.
+at a size seeds the directory (400 to 600 users/s); later starts restore a cached snapshot.
 """
 
 import argparse

@@ -28,8 +28,8 @@ class ControlClient:
     def get(self, path):
         return self.call("GET", path)
 
-    def post(self, path, body=None):
-        return self.call("POST", path, body if body is not None else {})
+    def post(self, path, body=None, timeout=120):
+        return self.call("POST", path, body if body is not None else {}, timeout=timeout)
 
     def delete(self, path):
         return self.call("DELETE", path)

@@ -1,7 +1,7 @@
 """The lab's Active Directory: a real Samba AD DC from Debian's packages, under .lab/samba.
 
-Provisioned once, seeded offline with ``ldbadd`` (faster than LDAP adds), and cached as a
-snapshot keyed by the seed description so a large population is built only once.
+Provisioned once, seeded offline with ``ldbadd`` in batch mode (faster than LDAP adds), and cached
+as a snapshot keyed by the seed description so a large population is built only once.
 """
 
 import os
@@ -47,12 +47,23 @@ def provision(target, pki, admin_password):
 
 
 def add_ldif(target, text):
-    """Add LDIF offline, straight into sam.ldb through Samba's own modules (the DC must be stopped)."""
+    """Add LDIF offline, straight into sam.ldb through Samba's own modules (the DC must be stopped).
+
+    ldbadd adds everything in one transaction. By default ldb wraps each add in a nested
+    transaction whose rollback copy of every index record it touches is O(users): the index
+    records of values all users share (objectClass=user, objectCategory, the OU's one-level
+    index...) make seeding quadratic (10,000 users: 5 minutes). ``batch_mode`` drops the nested
+    transactions (a failed add fails the whole run, which seeding does anyway), and a larger
+    in-memory index cache keeps its hash chains short (about ten index keys per entry).
+    With both, 100,000 users take about 4 minutes; the run needs about 25 KB of memory per user.
+    """
     path = os.path.join(target, "seed.ldif")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
-    result = subprocess.run(["ldbadd", "-H", os.path.join(target, "private", "sam.ldb"), path],
-                            capture_output=True, text=True, check=False)
+    entries = sum(1 for line in text.splitlines() if line.startswith("dn: "))
+    cmd = ["ldbadd", "-H", os.path.join(target, "private", "sam.ldb"), "-o", "batch_mode",
+           "-o", "transaction_index_cache_size=%d" % max(10007, 10 * entries), path]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     os.unlink(path)
     if result.returncode != 0:
         raise LabError("Seeding the directory failed:\n%s" % (result.stderr or result.stdout)[-2000:])
