@@ -14,6 +14,7 @@ import yaml
 from dirsync_lab import pki as lab_pki
 from dirsync_lab import population, samba
 from dirsync_lab.control_client import ControlClient
+from dirsync_lab.files import write_atomic
 from dirsync_lab.process import LabError, port_owner, read_pid, pid_alive, stop_group, wait_for, write_pid
 
 DEFAULT_COUNT = 300
@@ -102,7 +103,8 @@ class Lab:
 
         _write_json(self.emulator_json, self._emulator_config(pki, values))
         self._start_emulator()
-        first = self.control.post("/sync", {"type": "initial", "wait": True})
+        # The first cycle reads the whole sync scope: about a minute at 100,000 users.
+        first = self.control.post("/sync", {"type": "initial", "wait": True}, timeout=3600)
         scenarios = self._seed_tenant(count, seed)
         _write_json(self.lab_json, info)
         self._write_inventory(info)
@@ -275,10 +277,8 @@ class Lab:
             "entraid_entra_connect_standin_url": self.control.url,
         }
         inventory = {"all": {"children": {"tenants": {"hosts": {"lab": host}}}}}
-        with open(self.inventory, "w", encoding="utf-8") as handle:
-            handle.write("# Written by 'make lab-up': the lab as an Ansible inventory (one host per tenant). Holds lab secrets.\n")
-            yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
-        os.chmod(self.inventory, 0o600)
+        write_atomic(self.inventory, "# Written by 'make lab-up': the lab as an Ansible inventory (one host per tenant). Holds lab secrets.\n"
+                     + yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False))
 
     def _summary(self, info, first, scenarios, restored, seconds):
         return "\n".join([
@@ -300,8 +300,4 @@ def _read(path):
 
 
 def _write_json(path, data):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True))

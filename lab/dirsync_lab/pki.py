@@ -15,20 +15,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dirsync_lab.files import write_atomic
+
 SERVER_NAMES = ("localhost", "dc1.lab.test")
 SERVER_IPS = ("127.0.0.1",)
 
 
 def _key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _write(path, data, mode=0o600):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def _key_pem(key):
@@ -102,12 +96,12 @@ def ensure_pki(directory):
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .sign(app_key, hashes.SHA256()))
 
-    _write(paths["ca_key"], _key_pem(ca_key))
-    _write(paths["ca_cert"], _cert_pem(ca_cert), 0o644)
-    _write(paths["server_key"], _key_pem(server_key))
-    _write(paths["server_cert"], _cert_pem(server_cert), 0o644)
-    _write(paths["app_key"], _key_pem(app_key))
-    _write(paths["app_cert"], _cert_pem(app_cert), 0o644)
-    _write(paths["app_bundle"], _key_pem(app_key) + _cert_pem(app_cert))
-    _write(paths["signing_key"], _key_pem(_key()))
+    write_atomic(paths["ca_key"], _key_pem(ca_key))
+    write_atomic(paths["ca_cert"], _cert_pem(ca_cert), 0o644)
+    write_atomic(paths["server_key"], _key_pem(server_key))
+    write_atomic(paths["server_cert"], _cert_pem(server_cert), 0o644)
+    write_atomic(paths["app_key"], _key_pem(app_key))
+    write_atomic(paths["app_cert"], _cert_pem(app_cert), 0o644)
+    write_atomic(paths["app_bundle"], _key_pem(app_key) + _cert_pem(app_cert))
+    write_atomic(paths["signing_key"], _key_pem(_key()))
     return paths

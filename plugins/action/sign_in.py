@@ -21,6 +21,8 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._graph import (
     auth_error_from_result,
     build_public_app,
     build_session,
+    cached_account,
+    check_token_cache_writable,
     graph_argument_spec,
     graph_scopes,
     load_token_cache,
@@ -80,6 +82,7 @@ class ActionModule(ActionBase):
             raise AuthError("wait_timeout must be a positive number of seconds, got %d." % params["wait_timeout"])
         cache_path = params["token_cache_path"]
         cache = load_token_cache(cache_path)
+        check_token_cache_writable(cache_path)
         session = build_session(params)
         scopes = graph_scopes(params)
         try:
@@ -94,20 +97,16 @@ class ActionModule(ActionBase):
     @staticmethod
     def _silent(app, scopes, params):
         """The cached sign-in when it still gives a token without a person; None when a new sign-in is needed."""
-        accounts = app.get_accounts(username=params.get("username") or None)
-        if len(accounts) > 1:
-            names = ", ".join(sorted(account.get("username", "?") for account in accounts))
-            raise AuthError("The token cache %s holds sign-ins for several users (%s): set username to choose one."
-                            % (params["token_cache_path"], names))
-        if not accounts:
+        account = cached_account(app, params.get("username"), params["token_cache_path"])
+        if account is None:
             return None
-        answer = app.acquire_token_silent_with_error(scopes, accounts[0])
+        answer = app.acquire_token_silent_with_error(scopes, account)
         if not answer or "access_token" not in answer:
             # Expired or revoked: a new device code sign-in replaces it.
             display.vvv("entraid.dirsync.sign_in: the cached sign-in of %s cannot be used (%s); starting a device code sign-in"
-                        % (accounts[0].get("username"), (answer or {}).get("error", "no token")))
+                        % (account.get("username"), (answer or {}).get("error", "no token")))
             return None
-        return {"changed": False, "account": accounts[0].get("username"), "tenant_id": accounts[0].get("realm") or params["tenant_id"],
+        return {"changed": False, "account": account.get("username"), "tenant_id": account.get("realm") or params["tenant_id"],
                 "expires_on": _expires_on(answer)}
 
     @staticmethod

@@ -46,6 +46,8 @@ options:
   ad_ca_cert:
     description:
       - The CA certificate(s) that issued the domain controller's certificate, as the path of a PEM file or as PEM text.
+      - A path may start with C(~) and contain environment variables (C($HOME/ca.pem)); they are expanded on the host that runs
+        the module.
       - If not set, the system's trusted CAs are used. E(REQUESTS_CA_BUNDLE) does not apply to LDAP.
       - If not set, the environment variable E(ENTRAID_AD_CA_CERT) is used.
     type: str

@@ -200,13 +200,16 @@ class ADClient:
         ad_ca_cert = params.get("ad_ca_cert")
         ca_file = ca_data = None
         if ad_ca_cert:
-            if "-----BEGIN" in ad_ca_cert:
+            # The option is a str (it may hold PEM text), so Ansible does not expand a path as it does for type=path.
+            path = None if "-----BEGIN" in ad_ca_cert else os.path.expanduser(os.path.expandvars(ad_ca_cert))
+            if path is None:
                 ca_data = ad_ca_cert
-            elif os.path.isfile(ad_ca_cert):
-                ca_file = ad_ca_cert
+            elif os.path.isfile(path):
+                ca_file = path
             else:
                 raise InvalidInput("ad_ca_cert: %s is neither an existing file nor PEM text. Give the path of the CA "
-                                   "certificate (PEM) or the PEM text itself." % ad_ca_cert)
+                                   "certificate (PEM) or the PEM text itself."
+                                   % (path if path == ad_ca_cert else "%s (%s)" % (ad_ca_cert, path)))
             try:
                 ssl.create_default_context(cafile=ca_file, cadata=ca_data)
             except (ssl.SSLError, OSError, ValueError) as exc:
@@ -345,7 +348,9 @@ class ADClient:
 
     def _check(self, result, doing):
         if result.get("result") not in (0, None):
-            raise ADError("AD failed %s: %s." % (doing, _result_text(result)), ldap_result=_result_text(result))
+            raise ADError("AD failed %s: %s. Correct what AD's result names (for example, let the bind account read there); "
+                          "if the domain controller was busy or unavailable, run the task again." % (doing, _result_text(result)),
+                          ldap_result=_result_text(result))
 
     def paged_search(self, base, ldap_filter, attributes, scope="subtree", page_size=1000):
         """Yield every matching entry, paging past AD's 1,000-entry limit."""
@@ -460,11 +465,13 @@ class ADClient:
 
     # -- writing ----------------------------------------------------------------------
 
-    def modify(self, dn, changes):
+    def modify(self, dn, changes, rights_hint=None):
         """Apply ``{attribute: (operation, [values])}`` (operation: "replace", "add" or "delete").
 
         A list of such tuples per attribute is accepted too. ``("replace", [])`` removes all
-        values; ``("delete", [])`` deletes the attribute.
+        values; ``("delete", [])`` deletes the attribute. ``rights_hint`` is what to do when the
+        bind account may not write (the caller knows which rights its task needs); without it
+        the error gives generic advice.
         """
         operations = {REPLACE: ldap3.MODIFY_REPLACE, ADD: ldap3.MODIFY_ADD, DELETE: ldap3.MODIFY_DELETE}
         ldap_changes = {}
@@ -485,13 +492,17 @@ class ADClient:
         names = ", ".join(sorted(changes))
         if code == 50:
             raise ADError(
-                "The bind account %s may not write %s on %s (%s). Grant it write permission on the mobile and "
-                "otherMobile attributes of the users in scope (see docs/ad-connection.md: dsacls ... /I:S /G "
-                "\"<account>:WP;mobile;user\")." % (self.params.get("ad_username") or "(Kerberos ticket)", names, dn, _result_text(result)),
+                "The bind account %s may not write %s on %s (%s). %s" % (
+                    self.params.get("ad_username") or "(Kerberos ticket)", names, dn, _result_text(result),
+                    rights_hint or "Grant it Write Property on %s for this object, usually delegated on its OU with dsacls "
+                                   "(see docs/ad-connection.md)." % names),
                 dn=dn, ldap_result=_result_text(result))
         if code == 32:
             raise ADError("%s no longer exists in AD (it was moved or deleted); resolve the user again." % dn, dn=dn)
         if code in (19, 21):  # constraintViolation (Windows), invalidAttributeSyntax (Samba)
-            raise ADError("AD rejected the new value of %s on %s, usually because it is longer than 64 characters "
-                          "(%s). Shorten the value." % (names, dn, _result_text(result)), dn=dn, ldap_result=_result_text(result))
-        raise ADError("AD refused to modify %s on %s: %s." % (names, dn, _result_text(result)), dn=dn, ldap_result=_result_text(result))
+            raise ADError("AD rejected the new value of %s on %s (%s). Give a value that the attribute's syntax and size "
+                          "limit (rangeUpper in the AD schema) allow." % (names, dn, _result_text(result)),
+                          dn=dn, ldap_result=_result_text(result))
+        raise ADError("AD refused to modify %s on %s: %s. Correct what AD's result names; if it is unwillingToPerform "
+                      "from a read-only domain controller, set ad_server to a writable one." % (names, dn, _result_text(result)),
+                      dn=dn, ldap_result=_result_text(result))

@@ -18,7 +18,7 @@ A backup is one JSON object::
 so an edited tenant id is caught as surely as an edited number.
 
 - ``build(...)`` makes the document from ``_drift`` records; ``write(directory, document)`` stores it in a new
-  timestamped file (atomically, mode 0600, the directory created with mode 0700).
+  timestamped file (atomically, mode 0600, the directory created with mode 0700; an existing file is never replaced).
 - ``load(path, tenant_id=None, ad_domain=None)`` reads and verifies it: refuses a file that is not a backup,
   an unknown format version, a checksum mismatch (corrupted or edited) and another tenant or AD domain.
 """
@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _drift
+from ansible_collections.entraid.dirsync.plugins.module_utils import _files
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
 
 FORMAT = "entraid.dirsync.phone-backup"
@@ -104,15 +104,14 @@ def _safe(text):
     return "".join(char if char.isalnum() or char in "-." else "_" for char in str(text or "unknown"))
 
 
-def new_path(directory, tenant_id, now):
-    """A file name in ``directory`` that does not exist yet: ``phone-backup_<tenant>_<UTC time>[-n].json``."""
+def candidate_paths(directory, tenant_id, now):
+    """The names a backup may take, in order: ``phone-backup_<tenant>_<UTC time>.json``, then ``-2.json``, ``-3.json``..."""
     stem = "%s_%s_%s" % (FILE_PREFIX, _safe(tenant_id), now.strftime("%Y%m%dT%H%M%SZ"))
-    path = os.path.join(directory, stem + ".json")
-    number = 1
-    while os.path.exists(path):
+    yield os.path.join(directory, stem + ".json")
+    number = 2
+    while True:
+        yield os.path.join(directory, "%s-%d.json" % (stem, number))
         number += 1
-        path = os.path.join(directory, "%s-%d.json" % (stem, number))
-    return path
 
 
 def write(directory, document):
@@ -124,7 +123,6 @@ def write(directory, document):
         raise DirsyncError("Cannot create the backup directory %s: %s. Choose a directory the user running the module can write."
                            % (directory, exc.strerror or exc)) from None
     created = datetime.datetime.strptime(document["created_at"], "%Y-%m-%dT%H:%M:%SZ")
-    path = new_path(directory, document["tenant_id"], created)
 
     def dump(handle):
         # One user per line: readable, and diffable between two backups.
@@ -137,7 +135,13 @@ def write(directory, document):
                 handle.write("%s\n  %s" % ("," if position else "", json.dumps(record, ensure_ascii=False, sort_keys=True)))
             handle.write("\n ],\n")
         handle.write(" %s: %s\n}\n" % (json.dumps("checksum"), json.dumps(document["checksum"])))
-    return _drift._atomic_write(path, dump, what="backup")  # pylint: disable=protected-access
+    for path in candidate_paths(directory, document["tenant_id"], created):
+        if os.path.exists(path):
+            continue  # skipped without writing; the exclusive write still catches a run that takes the name meanwhile
+        try:
+            return _files.atomic_write(path, dump, exclusive=True, what="backup")
+        except FileExistsError:
+            continue  # another run (same tenant, same second) claimed this name first: its backup is kept
 
 
 def _refuse(path, reason, hint):

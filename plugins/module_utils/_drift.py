@@ -4,6 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Mobile number drift between AD and Entra ID: streaming reads, pairing, classification, reports.
 
+- ``scope_argument_spec()`` / ``check_scope(params)``: the options naming the users to read, and their check.
 - ``read_ad_users(ad, bases, ldap_filter)`` / ``read_entra_users(client)``: generators of compact
   records (``ADUser`` / ``EntraUser`` named tuples), one directory page in memory at a time.
 - ``read_concurrently(ad_records, entra_records)``: drains both at the same time (one thread each).
@@ -20,15 +21,13 @@ import concurrent.futures
 import csv
 import datetime
 import json
-import os
-import tempfile
 import threading
-import uuid
 
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
-from ansible_collections.entraid.dirsync.plugins.module_utils import _identity, _phone
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import USER_FILTER
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils._identity import _first
+from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _identity, _phone
 
-USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 AD_ATTRIBUTES = ("objectGUID", "mS-DS-ConsistencyGuid", "objectSid", "userPrincipalName", "sAMAccountName",
                  "distinguishedName", "mobile", "otherMobile", "userAccountControl")
 ENTRA_SELECT = ("id", "userPrincipalName", "mobilePhone", "onPremisesImmutableId", "onPremisesSecurityIdentifier",
@@ -79,25 +78,45 @@ def user_filter(ldap_filter=None):
     return "(&%s%s)" % (USER_FILTER, extra)
 
 
-def _first(entry, key):
-    values = entry.get(key)
-    return values[0] if values else None
+def scope_argument_spec():
+    """The options naming the users to read, shared by phone_backup, phone_compare and phone_reconcile.
+
+    Documented by the ``entraid.dirsync.scope`` doc fragment.
+    """
+    return dict(
+        search_bases=dict(type="list", elements="str", required=True),
+        ldap_filter=dict(type="str"),
+        graph_page_size=dict(type="int", default=MAX_PAGE_SIZE),
+    )
+
+
+def check_scope(params):
+    """Check the ``scope_argument_spec`` options before anything is read; return the non-blank search bases."""
+    bases = [base.strip() for base in params["search_bases"] if base and base.strip()]
+    if not bases:
+        raise InvalidInput("search_bases is empty: give the distinguished names of the OUs in the sync scope, "
+                           "for example OU=Sync,DC=contoso,DC=com.")
+    user_filter(params.get("ldap_filter"))
+    if not 1 <= params["graph_page_size"] <= MAX_PAGE_SIZE:
+        raise InvalidInput("graph_page_size must be between 1 and %d, got %d: Graph returns at most %d users per page. Leave it "
+                           "out for the maximum." % (MAX_PAGE_SIZE, params["graph_page_size"], MAX_PAGE_SIZE))
+    return bases
 
 
 def ad_user_from_entry(entry):
     """An ``ADUser`` from an ``ADClient.paged_search`` entry (lower-case keys, lists of values)."""
-    guid = _first(entry, "objectguid")
-    sid = _first(entry, "objectsid")
-    uac = _first(entry, "useraccountcontrol")
+    guid = _first(entry.get("objectguid"))
+    sid = _first(entry.get("objectsid"))
+    uac = _first(entry.get("useraccountcontrol"))
     others = tuple(value for value in (_phone.clean(item) for item in entry.get("othermobile") or ()) if value)
     return ADUser(
         dn=entry["dn"],
-        upn=_phone.clean(_first(entry, "userprincipalname")),
-        sam=_first(entry, "samaccountname"),
-        guid=str(uuid.UUID(bytes_le=bytes(guid))) if guid else None,
+        upn=_phone.clean(_first(entry.get("userprincipalname"))),
+        sam=_first(entry.get("samaccountname")),
+        guid=_identity.guid_bytes_to_string(guid) if guid else None,
         anchor=_identity.source_anchor(entry),
         sid=_identity.sid_bytes_to_string(sid) if sid else None,
-        mobile=_phone.clean(_first(entry, "mobile")),
+        mobile=_phone.clean(_first(entry.get("mobile"))),
         other_mobile=others,
         enabled=None if uac is None else not int(uac) & _ACCOUNTDISABLE,
     )
@@ -136,10 +155,9 @@ def entra_user_from_item(item):
 def read_entra_users(client, page_size=MAX_PAGE_SIZE):
     """Yield an ``EntraUser`` for every synced user of the tenant (``onPremisesSyncEnabled eq true``).
 
-    The filter needs no advanced query, so no ConsistencyLevel header; ``page_size`` is Graph's ``$top`` (1-999).
+    The filter needs no advanced query, so no ConsistencyLevel header; ``page_size`` is Graph's ``$top``
+    (1-999, checked by ``check_scope``).
     """
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput("The Graph page size must be between 1 and %d, got %s." % (MAX_PAGE_SIZE, page_size))
     params = {"$filter": ENTRA_FILTER, "$select": ",".join(ENTRA_SELECT), "$top": str(page_size)}
     for item in client.iter_items("users", params=params):
         yield entra_user_from_item(item)
@@ -388,37 +406,6 @@ def _csv_value(name, value):
     return value
 
 
-def _atomic_write(path, write, what="report"):
-    """Write through ``write(handle)`` to a temporary file beside ``path`` (mode 0600), then rename it over ``path``.
-
-    ``what`` names the file in error messages (the backup module writes with this too).
-    """
-    path = os.path.abspath(os.path.expanduser(path))
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise InvalidInput("Cannot write the %s %s: the directory %s does not exist. Create it first, or choose another path."
-                           % (what, path, directory))
-    try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
-    except OSError as exc:
-        raise DirsyncError("Cannot write the %s %s: %s. Check that the directory is writable by the user running the module."
-                           % (what, path, exc.strerror or exc)) from None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass  # already renamed or never created; the error below is what matters
-        raise DirsyncError("Cannot write the %s %s: %s. Check the path and free space." % (what, path, exc.strerror or exc)) from None
-    return path
-
-
 def write_csv(path, rows):
     """Write ``rows`` as CSV (header ``COLUMNS``); return the absolute path."""
     def write(handle):
@@ -426,7 +413,7 @@ def write_csv(path, rows):
         writer.writerow(COLUMNS)
         for row in rows:
             writer.writerow([_csv_value(name, value) for name, value in zip(COLUMNS, row)])
-    return _atomic_write(path, write)
+    return _files.atomic_write(path, write, what="report")
 
 
 def report_header(drift, tenant_id, search_bases, ldap_filter, match_order, include_in_sync, now=None):
@@ -462,4 +449,4 @@ def write_json(path, header, rows):
         for position, row in enumerate(rows):
             handle.write("%s\n  %s" % ("," if position else "", json.dumps(row_dict(row), ensure_ascii=False)))
         handle.write("\n ]\n}\n")
-    return _atomic_write(path, write)
+    return _files.atomic_write(path, write, what="report")

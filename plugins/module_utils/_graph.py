@@ -7,7 +7,7 @@
 - ``graph_argument_spec()``: the connection options (documented in the ``graph`` doc fragment).
 - ``build_token_provider(params)``: signs in with msal according to ``auth_method``.
 - ``GraphClient``: one per module run; retries, token refresh on 401, paging, clear errors.
-- ``build_public_app``, ``load_token_cache``, ``save_token_cache``, ``auth_error_from_result``:
+- ``build_public_app``, ``load_token_cache``, ``check_token_cache_writable``, ``save_token_cache``, ``auth_error_from_result``:
   reused by the ``entraid.dirsync.sign_in`` action for the device code flow.
 """
 
@@ -18,14 +18,14 @@ import email.utils
 import json as _json
 import os
 import random
-import tempfile
 import time
 import uuid
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils import _files
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, DirsyncError, GraphError, InvalidInput
 
 try:
     import requests
@@ -329,23 +329,36 @@ def save_token_cache(cache, path):
     """Write ``cache`` to ``path`` atomically with mode 0600 when it changed; return True if written."""
     if not cache.has_state_changed:
         return False
-    path = os.path.expanduser(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    # mkstemp creates the file 0600 from the start, so tokens are never readable by others.
-    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".entraid-token-cache.")
+    path = check_token_cache_writable(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(cache.serialize())
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
+        _files.atomic_write(path, lambda handle: handle.write(cache.serialize()), what="token cache")
+    except DirsyncError as error:
+        raise _token_cache_error(path, error.details.get("reason", error)) from None
     cache.has_state_changed = False
     return True
+
+
+def _token_cache_error(path, reason):
+    return AuthError("Cannot save the token cache (token_cache_path) %s: %s. Make its directory writable by the user running Ansible "
+                     "and check free space, or set token_cache_path to a writable location." % (path, reason), token_cache_path=path)
+
+
+def check_token_cache_writable(path):
+    """Create the directory of the token cache ``path`` (mode 0700) and check it is writable; return the absolute path.
+
+    The sign-in action calls this before showing a device code, so nobody signs in for a cache that cannot be saved.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        raise _token_cache_error(path, "%s is a file, not a directory" % directory) from None
+    except OSError as exc:
+        raise _token_cache_error(path, exc.strerror or exc) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise _token_cache_error(path, "the directory %s is not writable" % directory)
+    return path
 
 
 def decode_token_claims(token):
@@ -431,6 +444,19 @@ class ConfidentialProvider(TokenProvider):
             raise sign_in_connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
 
 
+def cached_account(app, username, cache_path):
+    """The one account of the token cache to use (None when it has none); shared by modules and sign_in."""
+    accounts = app.get_accounts(username=username or None)
+    if len(accounts) > 1:
+        if username:
+            # Same name, different accounts: the user was deleted and created again since the sign-in.
+            raise AuthError("The token cache %s holds sign-ins of several different accounts named %s: it is stale. "
+                            "Delete the file and sign in again." % (cache_path, username))
+        names = ", ".join(sorted(account.get("username", "?") for account in accounts))
+        raise AuthError("The token cache %s holds sign-ins for several users (%s): set username to choose one." % (cache_path, names))
+    return accounts[0] if accounts else None
+
+
 class PublicProvider(TokenProvider):
     """Delegated: username/password (ROPC) or the token cache written by the sign-in action (device code)."""
 
@@ -445,11 +471,7 @@ class PublicProvider(TokenProvider):
         self._app = build_public_app(params, self._cache, session)
 
     def _account(self):
-        accounts = self._app.get_accounts(username=self.params.get("username") or None)
-        if len(accounts) > 1:
-            names = ", ".join(sorted(account.get("username", "?") for account in accounts))
-            raise AuthError("The token cache %s holds sign-ins for several users (%s): set username to choose one." % (self._cache_path, names))
-        return accounts[0] if accounts else None
+        return cached_account(self._app, self.params.get("username"), self._cache_path)
 
     def get_token(self, force_refresh=False):
         try:

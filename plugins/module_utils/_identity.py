@@ -25,8 +25,6 @@ _DN_RE = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)\s*=.*")
 # sAMAccountName may be given as DOMAIN\name (NetBIOS domain prefix).
 _DOMAIN_PREFIX_RE = re.compile(r"^[^\\]+\\(?=[^\\]+$)")
 
-IDENTITY_KINDS = ("sid", "guid", "dn", "upn", "sam")
-
 
 def _first(value):
     """An entry attribute may be a list of values (as _ad.paged_search returns) or one value."""

@@ -18,9 +18,10 @@ Entra ID ``{"mobile"}`` (Graph has no API for alternate mobile phones).
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import quote
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _identity, _phone
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _identity, _phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADD, DELETE, REPLACE, USER_FILTER
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import escape_filter_value as _escape
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
@@ -29,6 +30,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
     IdentityNotFound,
     InvalidInput,
 )
+from ansible_collections.entraid.dirsync.plugins.module_utils._identity import _first
 
 DIRECTORIES = ("ad", "entra")
 STATES = ("present", "absent")
@@ -38,8 +40,14 @@ OTHER_MOBILE_KEYS = ("add", "remove", "set")
 AD_ATTRIBUTES = ("mobile", "otherMobile", "userPrincipalName", "sAMAccountName", "objectGUID")
 ENTRA_SELECT = "id,userPrincipalName,mobilePhone,onPremisesSyncEnabled"
 
-# How many input errors one failure message lists before summarising the rest.
+# How many items (input errors, users) one failure message lists before summarising the rest.
 _MAX_LISTED = 20
+
+# What ADClient.modify tells the user when the bind account may not write the phone attributes.
+AD_WRITE_RIGHTS_HINT = (
+    "Grant it write permission on the mobile and otherMobile attributes of the users in scope (see docs/ad-connection.md: "
+    "dsacls <OU> /I:S /G \"<account>:WP;mobile;user\" and the same for otherMobile). Members of protected groups "
+    "(adminCount=1) do not inherit it: change those by hand.")
 
 NO_ALTERNATE_API = (
     "other_mobile cannot be managed with directory=entra: Microsoft Graph has no API to read or write a user's "
@@ -63,6 +71,14 @@ class UserSpec:
         self.other_mobile = other_mobile
         self.state = state
         self.where = where
+
+
+def listed(items, separator=", "):
+    """The first items joined for a message, then how many more there are."""
+    text = separator.join(items[:_MAX_LISTED])
+    if len(items) > _MAX_LISTED:
+        text += "%s... and %d more" % (separator, len(items) - _MAX_LISTED)
+    return text
 
 
 def _parse_values(value, field):
@@ -137,11 +153,8 @@ def parse_specs(entries, directory, where="users"):
         except InvalidInput as error:
             errors.append(str(error))
     if errors:
-        listed = errors[:_MAX_LISTED]
-        if len(errors) > _MAX_LISTED:
-            listed.append("... and %d more" % (len(errors) - _MAX_LISTED))
         raise InvalidInput("%d of %d user entries are invalid; nothing was changed. Fix them and run again: %s"
-                           % (len(errors), len(entries), " | ".join(listed)), errors=errors)
+                           % (len(errors), len(entries), listed(errors, " | ")), errors=errors)
     return specs
 
 
@@ -159,10 +172,6 @@ def single_entry(params):
 
 
 # -- AD ---------------------------------------------------------------------------------
-
-def _first(values):
-    return values[0] if values else None
-
 
 def snapshot_ad(entry):
     """The phone numbers of an AD entry (as _ad returns it)."""
@@ -211,12 +220,15 @@ def plan_ad(spec, entry, ignore_format=False):
     return before, after, changes
 
 
-def apply_ad(ad, specs, ignore_format=False, check_mode=False):
+def apply_ad(ad, specs, ignore_format=False, check_mode=False, resolved=None):
     """Resolve all users with few searches, then plan and (unless check mode) write each one.
 
+    ``resolved`` skips the lookup: ``{identity: entry or DirsyncError}`` for every spec, as ``ADClient.resolve_users``
+    returns it with ``AD_ATTRIBUTES`` (a caller that has already read the users plans from what it read).
     Returns one result dict per spec, in order: identity, dn, before, after, changed, error.
     """
-    resolved = ad.resolve_users([spec.identity for spec in specs], AD_ATTRIBUTES)
+    if resolved is None:
+        resolved = ad.resolve_users([spec.identity for spec in specs], AD_ATTRIBUTES)
     results, seen = [], {}
     for spec in specs:
         result = {"identity": spec.identity, "dn": None, "before": None, "after": None, "changed": False, "error": None}
@@ -228,13 +240,13 @@ def apply_ad(ad, specs, ignore_format=False, check_mode=False):
             result["dn"] = entry["dn"]
             key = entry["dn"].lower()
             if key in seen:
-                raise InvalidInput("%s names the same AD user (%s) as %s; give each user once. %s was not changed."
-                                   % (spec.where, entry["dn"], seen[key], spec.identity))
+                raise InvalidInput("%s names the same AD user (%s) as %s; a run changes each user once, so %s was not changed. "
+                                   "Name each user once." % (spec.where, entry["dn"], seen[key], spec.identity))
             seen[key] = spec.where
             before, after, changes = plan_ad(spec, entry, ignore_format)
             result["before"] = before
             if changes and not check_mode:
-                ad.modify(entry["dn"], changes)
+                ad.modify(entry["dn"], changes, rights_hint=AD_WRITE_RIGHTS_HINT)
             result["after"] = after
             result["changed"] = bool(changes)
         except DirsyncError as error:
@@ -266,8 +278,12 @@ def plan_entra(spec, user, ignore_format=False):
 
 def get_entra_user(graph, identity, select=ENTRA_SELECT):
     """GET users/{identity} with ``select``; IdentityNotFound when Graph answers 404."""
+    target = identity.strip()
+    if _identity.identity_kind(target) == "guid":
+        # An object id may be given in braces; Graph's path takes the bare GUID.
+        target = str(uuid.UUID(target))
     try:
-        return graph.get("users/%s" % quote(identity.strip(), safe="@"), params={"$select": select})
+        return graph.get("users/%s" % quote(target, safe="@"), params={"$select": select})
     except GraphError as error:
         if error.status == 404:
             raise IdentityNotFound(
@@ -334,9 +350,7 @@ def summarise(results, single=False):
     counts["unchanged"] = counts["total"] - counts["changed"] - counts["failed"]
     diff = [diff_of(result) for result in results if result["changed"]]
     if failed:
-        names = ", ".join(result["identity"] for result in failed[:_MAX_LISTED])
-        if len(failed) > _MAX_LISTED:
-            names += " and %d more" % (len(failed) - _MAX_LISTED)
+        names = listed([result["identity"] for result in failed])
         raise DirsyncError(
             "%d of %d users failed (%s); the other users were processed (%d changed). See each user's error in users[].error, "
             "fix the cause and run the task again: %s" % (len(failed), len(results), names, counts["changed"], failed[0]["error"]),
@@ -351,14 +365,8 @@ INFO_ENTRA_SELECT = "id,userPrincipalName,mobilePhone,onPremisesSyncEnabled,onPr
 
 
 def ad_view(entry):
-    """What user_phone_info shows of an AD entry."""
-    guid = _first(entry.get("objectguid"))
-    view = {"dn": entry["dn"], "object_guid": _identity.guid_bytes_to_string(guid) if guid else None,
-            "user_principal_name": _first(entry.get("userprincipalname")),
-            "sam_account_name": _first(entry.get("samaccountname")),
-            "immutable_id": _identity.source_anchor(entry)}
-    view.update(snapshot_ad(entry))
-    return view
+    """What user_phone_info shows of an AD entry: the fields a backup records of the user."""
+    return _backup.ad_record(_drift.ad_user_from_entry(entry))
 
 
 def entra_view(user):

@@ -30,21 +30,6 @@ options:
       - The file is named C(phone-backup_<tenant id>_<UTC time>.json); an existing file is never replaced.
     type: path
     required: true
-  search_bases:
-    description:
-      - Distinguished names of the AD containers to read users from (subtree), usually the OUs in the sync scope.
-    type: list
-    elements: str
-    required: true
-  ldap_filter:
-    description:
-      - An LDAP filter ANDed with the filter for user objects, for example V((department=Sales)).
-    type: str
-  graph_page_size:
-    description:
-      - Users per Microsoft Graph page (C($top)), 1 to 999.
-    type: int
-    default: 999
 notes:
   - The Graph sign-in needs C(User.Read.All); the AD bind account only needs to read users.
   - Give O(tenant_id) as the tenant's id (a GUID), so that backups and the modules that check them name the tenant the same way.
@@ -55,6 +40,7 @@ seealso:
     description: Backup, reconcile, enable, full sync, verify and rollback, in C(docs/procedure.md) of the collection.
     link: https://github.com/entraid/dirsync/blob/main/docs/procedure.md
 extends_documentation_fragment:
+  - entraid.dirsync.scope
   - entraid.dirsync.graph
   - entraid.dirsync.ad
   - entraid.dirsync._attributes
@@ -146,25 +132,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
-
-
-def search_bases(params):
-    """The non-blank search bases; InvalidInput when none is left."""
-    bases = [base.strip() for base in params["search_bases"] if base and base.strip()]
-    if not bases:
-        raise InvalidInput("search_bases is empty: give the distinguished names of the OUs in the sync scope, "
-                           "for example OU=Sync,DC=contoso,DC=com.")
-    return bases
 
 
 def read_both(module, graph, bases):
     """Both directories, read at the same time -> (ADClient's domain, AD users, Entra users)."""
     params = module.params
-    if not 1 <= params["graph_page_size"] <= _drift.MAX_PAGE_SIZE:
-        raise InvalidInput("graph_page_size must be between 1 and %d, got %d." % (_drift.MAX_PAGE_SIZE, params["graph_page_size"]))
     with ADClient(params) as ad:
         ad_users, entra_users = _drift.read_concurrently(
             _drift.read_ad_users(ad, bases, params["ldap_filter"]),
@@ -174,7 +148,7 @@ def read_both(module, graph, bases):
 
 def work(module):
     params = module.params
-    bases = search_bases(params)
+    bases = _drift.check_scope(params)
     graph = graph_client_from_module(module)
     ad_domain, ad_users, entra_users = read_both(module, graph, bases)
     document = _backup.build(graph.tenant_id, ad_domain, bases, params["ldap_filter"], ad_users, entra_users)
@@ -191,10 +165,8 @@ def main():
     argument_spec.update(ad_argument_spec())
     argument_spec.update(
         backup_dir=dict(type="path", required=True),
-        search_bases=dict(type="list", elements="str", required=True),
-        ldap_filter=dict(type="str"),
-        graph_page_size=dict(type="int", default=_drift.MAX_PAGE_SIZE),
     )
+    argument_spec.update(_drift.scope_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, work)
 

@@ -28,18 +28,6 @@ description:
 author:
   - entraid.dirsync contributors (@entraid)
 options:
-  search_bases:
-    description:
-      - Distinguished names of the AD containers to read users from (subtree), usually the OUs in the sync scope.
-      - A user under two overlapping bases is read once.
-    type: list
-    elements: str
-    required: true
-  ldap_filter:
-    description:
-      - An LDAP filter ANDed with the filter for user objects, for example V((department=Sales)).
-      - The outer parentheses are optional.
-    type: str
   match_order:
     description:
       - The keys used to pair AD users with Entra users, in the order they are tried.
@@ -77,11 +65,6 @@ options:
       - The reports always list all of them.
     type: int
     default: 50
-  graph_page_size:
-    description:
-      - Users per Microsoft Graph page (C($top)), 1 to 999. Lower it only when pages time out on a slow connection.
-    type: int
-    default: 999
 notes:
   - The Graph sign-in needs C(User.Read.All) (application or delegated); the AD bind account only needs to read users.
   - Synchronized Entra users from other forests or OUs not under O(search_bases) are reported as V(only_in_entra).
@@ -92,6 +75,7 @@ seealso:
     description: Columns, classes and the benchmark, in C(docs/drift-report.md) of the collection.
     link: https://github.com/entraid/dirsync/blob/main/docs/drift-report.md
 extends_documentation_fragment:
+  - entraid.dirsync.scope
   - entraid.dirsync.graph
   - entraid.dirsync.ad
   - entraid.dirsync._attributes
@@ -251,14 +235,9 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._module import run
 
 
 def _check_params(params):
-    bases = [base.strip() for base in params["search_bases"] if base and base.strip()]
-    if not bases:
-        raise InvalidInput("search_bases is empty: give the distinguished names of the OUs in the sync scope, "
-                           "for example OU=Sync,DC=contoso,DC=com.")
+    bases = _drift.check_scope(params)
     if params["max_differences"] < 0:
         raise InvalidInput("max_differences must be 0 or more, got %d." % params["max_differences"])
-    if not 1 <= params["graph_page_size"] <= _drift.MAX_PAGE_SIZE:
-        raise InvalidInput("graph_page_size must be between 1 and %d, got %d." % (_drift.MAX_PAGE_SIZE, params["graph_page_size"]))
     return bases, _drift.validate_match_order(params["match_order"])
 
 
@@ -296,15 +275,13 @@ def work(module):
 def main():
     argument_spec = graph_argument_spec()
     argument_spec.update(ad_argument_spec())
+    argument_spec.update(_drift.scope_argument_spec())
     argument_spec.update(
-        search_bases=dict(type="list", elements="str", required=True),
-        ldap_filter=dict(type="str"),
         match_order=dict(type="list", elements="str", choices=list(_drift.MATCH_KEYS), default=list(_drift.MATCH_KEYS)),
         report_csv=dict(type="path"),
         report_json=dict(type="path"),
         report_in_sync=dict(type="bool", default=False),
         max_differences=dict(type="int", default=50),
-        graph_page_size=dict(type="int", default=_drift.MAX_PAGE_SIZE),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, work)

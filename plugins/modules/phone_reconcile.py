@@ -21,8 +21,9 @@ description:
   - Requires O(backup_path), a backup written by M(entraid.dirsync.phone_backup) of the same tenant and AD domain, with a
     valid checksum, that holds every user this run would change with the AD number it has now. Otherwise the module
     refuses and names what is missing; nothing is written.
-  - Writes over one AD connection (M(entraid.dirsync.user_phone)'s bulk code). Each user's error is collected; the
-    others are still written.
+  - Writes over one AD connection (M(entraid.dirsync.user_phone)'s bulk code), planning each user from the values the
+    comparison read (those the backup is checked against). Each user's error is collected; the others are still written.
+    A cloud number AD cannot take (over 64 characters, or with a control character) is such an error.
   - AD C(otherMobile) is not touched; Microsoft Graph cannot read the cloud's alternate mobile phones.
 author:
   - entraid.dirsync contributors (@entraid)
@@ -32,16 +33,6 @@ options:
       - Path of the backup taken before this run (the RV(entraid.dirsync.phone_backup#module:backup_path) it returned).
     type: path
     required: true
-  search_bases:
-    description:
-      - Distinguished names of the AD containers to read users from (subtree), usually the OUs in the sync scope.
-    type: list
-    elements: str
-    required: true
-  ldap_filter:
-    description:
-      - An LDAP filter ANDed with the filter for user objects, for example V((department=Sales)).
-    type: str
   match_order:
     description:
       - The keys used to pair AD users with Entra users, in the order they are tried (see M(entraid.dirsync.phone_compare)).
@@ -82,11 +73,6 @@ options:
     type: list
     elements: str
     default: []
-  graph_page_size:
-    description:
-      - Users per Microsoft Graph page (C($top)), 1 to 999.
-    type: int
-    default: 999
 notes:
   - The Graph sign-in needs C(User.Read.All); the AD bind account must be allowed to write C(mobile) on the users.
 seealso:
@@ -97,6 +83,7 @@ seealso:
     description: Backup, reconcile, enable, full sync, verify and rollback, in C(docs/procedure.md) of the collection.
     link: https://github.com/entraid/dirsync/blob/main/docs/procedure.md
 extends_documentation_fragment:
+  - entraid.dirsync.scope
   - entraid.dirsync.graph
   - entraid.dirsync.ad
   - entraid.dirsync._attributes
@@ -272,8 +259,6 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._graph import grap
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
 SKIP_REASONS = ("excluded_upn", "excluded_ou", "excluded_group", "cloud_empty", "format_only")
-# Lists in failure messages stop after this many users.
-_MAX_LISTED = 20
 # LDAP_MATCHING_RULE_IN_CHAIN: memberOf through nested groups.
 _IN_CHAIN = "1.2.840.113556.1.4.1941"
 
@@ -341,13 +326,6 @@ def plan(rows, policy, excluded_guids=frozenset()):
     return changes, skipped
 
 
-def _listed(items):
-    text = ", ".join(items[:_MAX_LISTED])
-    if len(items) > _MAX_LISTED:
-        text += " and %d more" % (len(items) - _MAX_LISTED)
-    return text
-
-
 def check_backup(changes, backup_users, backup_path):
     """Refuse unless the backup holds every user to change with the AD number the user has now."""
     missing, stale = [], []
@@ -362,9 +340,9 @@ def check_backup(changes, backup_users, backup_path):
         return
     problems = []
     if missing:
-        problems.append("%d user(s) are not in it: %s" % (len(missing), _listed(missing)))
+        problems.append("%d user(s) are not in it: %s" % (len(missing), _user_phone.listed(missing)))
     if stale:
-        problems.append("%d user(s) have another mobile number in AD than in the backup: %s" % (len(stale), _listed(stale)))
+        problems.append("%d user(s) have another mobile number in AD than in the backup: %s" % (len(stale), _user_phone.listed(stale)))
     raise _backup.BackupRefused(
         "The backup %s does not cover what this run would change: %s. Take a new backup of the same search bases right before "
         "reconciling (the entraid.dirsync.backup role or phone_backup). Nothing was changed." % (backup_path, "; ".join(problems)),
@@ -397,7 +375,7 @@ def group_members(ad, groups):
         ldap_filter = "(&%s(memberOf:%s:=%s))" % (USER_FILTER, _IN_CHAIN, escape_filter_value(dn))
         for entry in ad.paged_search(None, ldap_filter, ["objectGUID"]):
             for guid in entry.get("objectguid") or ():
-                members.add(_identity.guid_bytes_to_string(guid).lower())
+                members.add(_identity.guid_bytes_to_string(guid))
     if unknown:
         raise InvalidInput("exclude_groups: no AD group %s. Give each group's distinguished name, sAMAccountName or common name. "
                            "Nothing was changed." % ", ".join(repr(group) for group in unknown))
@@ -405,13 +383,43 @@ def group_members(ad, groups):
 
 
 def check_params(params):
-    bases = [base.strip() for base in params["search_bases"] if base and base.strip()]
-    if not bases:
-        raise InvalidInput("search_bases is empty: give the distinguished names of the OUs in the sync scope, "
-                           "for example OU=Sync,DC=contoso,DC=com.")
-    if not 1 <= params["graph_page_size"] <= _drift.MAX_PAGE_SIZE:
-        raise InvalidInput("graph_page_size must be between 1 and %d, got %d." % (_drift.MAX_PAGE_SIZE, params["graph_page_size"]))
-    return bases, _drift.validate_match_order(params["match_order"])
+    return _drift.check_scope(params), _drift.validate_match_order(params["match_order"])
+
+
+def _ad_entry(row):
+    """The AD side of a comparison row, shaped as ADClient returns an entry with _user_phone.AD_ATTRIBUTES."""
+    return {"dn": row.DistinguishedName, "mobile": [row.MobileInAD] if row.MobileInAD else [], "othermobile": list(row.OtherMobileInAD)}
+
+
+def write_cloud_numbers(ad, changes, rows, check_mode=False):
+    """Write each change's cloud number into AD mobile -> one user_phone result per change, in order.
+
+    ``rows`` are the comparison's rows: each user is planned from the values the comparison read (those the backup was
+    checked against), so no user is looked up again. A cloud number AD cannot take (too long, control characters) is
+    that user's error; the others are still written.
+    """
+    by_guid = {row.ObjectGUID: row for row in rows if row.ObjectGUID}
+    results = [None] * len(changes)
+    specs, entries, positions = [], {}, []
+    for position, change in enumerate(changes):
+        row = by_guid[change["object_guid"]]
+        where = "the Entra ID user %s (%s)" % (row.UserPrincipalNameInEntra, row.EntraId)
+        try:
+            mobile = _phone.validate(change["mobile_in_entra"], "mobilePhone of %s" % where)
+        except InvalidInput as error:
+            results[position] = {"identity": change["object_guid"], "dn": change["dn"], "before": None, "after": None, "changed": False,
+                                 "error": "%s This user's AD number was kept. Set the right number in AD yourself "
+                                          "(entraid.dirsync.user_phone, directory: ad) and leave the user out with exclude_upns; "
+                                          "the full synchronization then gives Entra ID the AD number." % error}
+            continue
+        specs.append(_user_phone.UserSpec(change["object_guid"], manage_mobile=True, mobile=mobile, where=where))
+        entries[change["object_guid"]] = _ad_entry(row)
+        positions.append(position)
+    for position, result in zip(positions, _user_phone.apply_ad(ad, specs, check_mode=check_mode, resolved=entries)):
+        results[position] = result
+    for change, result in zip(changes, results):
+        result["user_principal_name"] = change["user_principal_name"]
+    return results
 
 
 def work(module):
@@ -431,10 +439,7 @@ def work(module):
         del ad_users, entra_users
         changes, skipped = plan(drift.rows, policy, excluded_guids)
         check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"])
-        specs = _user_phone.parse_specs([{"identity": change["object_guid"], "mobile": change["mobile_in_entra"]} for change in changes], "ad")
-        results = _user_phone.apply_ad(ad, specs, check_mode=module.check_mode)
-    for change, result in zip(changes, results):
-        result["user_principal_name"] = change["user_principal_name"]
+        results = write_cloud_numbers(ad, changes, drift.rows, check_mode=module.check_mode)
     failed = sum(1 for result in results if result["error"])
     extra = {"tenant_id": tenant_id, "backup": _backup.summary(backup, params["backup_path"]), "drift": drift.counts,
              "skipped_users": skipped, "remaining_differences": len(skipped) + failed}
@@ -454,16 +459,14 @@ def main():
     argument_spec.update(ad_argument_spec())
     argument_spec.update(
         backup_path=dict(type="path", required=True),
-        search_bases=dict(type="list", elements="str", required=True),
-        ldap_filter=dict(type="str"),
         match_order=dict(type="list", elements="str", choices=list(_drift.MATCH_KEYS), default=["anchor"]),
         clear_when_cloud_empty=dict(type="bool", default=False),
         include_format_differences=dict(type="bool", default=False),
         exclude_upns=dict(type="list", elements="str", default=[]),
         exclude_ous=dict(type="list", elements="str", default=[]),
         exclude_groups=dict(type="list", elements="str", default=[]),
-        graph_page_size=dict(type="int", default=_drift.MAX_PAGE_SIZE),
     )
+    argument_spec.update(_drift.scope_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, work)
 

@@ -29,8 +29,9 @@ options:
     type: path
     required: true
 notes:
-  - The tenant id to check the backup against comes from the Graph options (O(tenant_id), usually from C(module_defaults));
-    nothing is read from Microsoft Graph.
+  - The tenant id to check the backup against is the Graph option O(tenant_id) (usually from C(module_defaults)); there is
+    no sign-in then. Without it, the tenant of the sign-in is used (O(access_token), managed identity). Nothing is read
+    from Microsoft Graph.
   - The AD bind account must be allowed to write C(mobile) and C(otherMobile) on the users.
 seealso:
   - module: entraid.dirsync.phone_backup
@@ -154,7 +155,8 @@ def restore_entries(records):
 
 def work(module):
     params = module.params
-    tenant_id = graph_client_from_module(module).tenant_id
+    # Only the tenant id is needed from the Graph options: sign in only when it is not given.
+    tenant_id = params.get("tenant_id") or graph_client_from_module(module).tenant_id
     if not tenant_id:
         raise InvalidInput("No tenant_id: give the Graph option tenant_id (or AZURE_TENANT_ID) so that the backup's tenant can be "
                            "checked. Nothing was changed.")
@@ -162,12 +164,13 @@ def work(module):
         backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn)
         records = backup["ad_users"]
         specs = _user_phone.parse_specs(restore_entries(records), "ad", where="backup ad_users")
-        # Users deleted since the backup are reported, not failed: a rollback must be repeatable.
-        found = ad.resolve_users([spec.identity for spec in specs], ["objectGUID"])
+        # One lookup serves both: users deleted since the backup are reported, not failed (a rollback must be repeatable).
+        resolved = ad.resolve_users([spec.identity for spec in specs], _user_phone.AD_ATTRIBUTES)
         missing = [{"dn": record["dn"], "object_guid": record["object_guid"]} for record in records
-                   if isinstance(found.get(record["object_guid"]), IdentityNotFound)]
+                   if isinstance(resolved.get(record["object_guid"]), IdentityNotFound)]
         gone = {item["object_guid"] for item in missing}
-        results = _user_phone.apply_ad(ad, [spec for spec in specs if spec.identity not in gone], check_mode=module.check_mode)
+        results = _user_phone.apply_ad(ad, [spec for spec in specs if spec.identity not in gone], check_mode=module.check_mode,
+                                       resolved=resolved)
     for item in missing:
         module.warn("%s (objectGUID %s) is in the backup but no longer in AD; it was not restored." % (item["dn"], item["object_guid"]))
     extra = {"tenant_id": backup["tenant_id"], "backup": _backup.summary(backup, params["backup_path"]), "missing": missing}

@@ -145,3 +145,16 @@ def test_sign_in_by_another_account_than_username_is_refused(lab, control, tmp_p
     assert failed["status"] == "failed", output
     assert "completed as %s, but username is %s" % (lab["users"]["mfa_admin"]["username"], wanted) in failed["result"]["msg"]
     assert not (tmp_path / "cache" / "tokens.json").exists()
+
+
+def test_sign_in_refuses_a_token_cache_it_could_not_save_before_showing_a_code(lab, tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache directory should be")
+    cmd, env = command(lab, tmp_path)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
+    assert run.returncode != 0
+    assert "enter the code" not in run.stdout + run.stderr
+    failed = results(tmp_path)["sign in"]
+    assert failed["status"] == "failed", run.stdout + run.stderr
+    assert failed["result"]["msg"].startswith("Cannot save the token cache (token_cache_path) %s: %s is a file, not a directory."
+                                              % (tmp_path / "cache" / "tokens.json", tmp_path / "cache"))
+    assert failed["result"]["token_cache_path"] == str(tmp_path / "cache" / "tokens.json")

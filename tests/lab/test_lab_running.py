@@ -1,5 +1,6 @@
 """The running lab, as a user of `make lab-up` meets it: real Samba, real msal, real HTTPS."""
 
+import json
 import os
 import ssl
 import stat
@@ -11,6 +12,7 @@ import pytest
 import requests
 import yaml
 
+from dirsync_lab.emulator.state import Tenant
 from dirsync_lab.orchestrator import Lab
 from dirsync_lab.process import LabError
 
@@ -110,3 +112,11 @@ def test_up_is_idempotent_and_fast_when_running(lab):
     info = Lab(lab["root"]).up(count=lab["seed"]["count"], seed=lab["seed"]["seed"], log=lambda message: None)
     assert info["tenant_id"] == lab["tenant_id"]
     assert time.monotonic() - started < 5
+
+
+def test_sign_in_accounts_keep_their_object_id_across_restarts(lab, control):
+    """Token caches hold the account's object id: a lab restart must not turn the admin into a stranger."""
+    with open(os.path.join(lab["root"], "emulator.json"), encoding="utf-8") as handle:
+        config = json.load(handle)["tenants"][0]
+    admin = lab["users"]["admin"]["username"]
+    assert Tenant(config).by_upn[admin.lower()] == _user(control, userPrincipalName=admin)["id"]

@@ -136,6 +136,8 @@ class Tenant:
         for account in config.get("users", []):
             props = {key: value for key, value in account.items() if key not in ("password", "roles", "mfa_required")}
             props.setdefault("onPremisesSyncEnabled", None)
+            # A configured account keeps its object id across restarts, as a real one does (token caches hold it).
+            props.setdefault("id", str(uuid.uuid5(uuid.NAMESPACE_URL, "%s/%s" % (self.id, props["userPrincipalName"].lower()))))
             self.add_user(User(props, password=account.get("password"), roles=account.get("roles"),
                                mfa_required=account.get("mfa_required", False)))
 

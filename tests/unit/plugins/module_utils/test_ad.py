@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _identity
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _identity, _user_phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
     ADError, AmbiguousIdentity, IdentityNotFound, InvalidInput,
 )
@@ -106,7 +106,7 @@ class MockConnection:
         self.conn.strategy.add_entry(ADMIN, {"userPassword": "pw", "objectClass": ["top", "person"]})
         self.conn.bind()
         self.response = self.result = None
-        self.modify_result = None
+        self.modify_result = self.search_result = None
 
     def add_user(self, name, **attributes):
         dn = "CN=%s,CN=Users,%s" % (name, BASE)
@@ -124,6 +124,9 @@ class MockConnection:
             return True
         ok = self.conn.search(base, ldap_filter, search_scope=search_scope, attributes=attributes, **kwargs)
         self.response, self.result = self.conn.response, self.conn.result
+        if self.search_result:
+            self.result = self.search_result
+            return False
         return ok
 
     def modify(self, dn, changes):
@@ -271,6 +274,51 @@ def test_modify_without_rights_names_the_permission(mock, client):
     assert "Administrator@LAB.TEST" in text and "mobile" in text and "dsacls" in text
 
 
+def test_modify_without_rights_gives_the_callers_advice(mock, client):
+    dn = mock.add_user("hank")[0]
+    mock.modify_result = {"result": 50, "description": "insufficientAccessRights", "message": "00002098: SecErr"}
+    with pytest.raises(ADError) as info:
+        client.modify(dn, {"description": ("replace", ["x"])})
+    generic = str(info.value)
+    # Generic code names the attribute written, not the phone attributes.
+    assert "description" in generic and "Write Property" in generic and "mobile" not in generic
+    with pytest.raises(ADError) as info:
+        client.modify(dn, {"description": ("replace", ["x"])}, rights_hint="Ask the AD team for the right.")
+    assert str(info.value).endswith("(insufficientAccessRights (00002098: SecErr)). Ask the AD team for the right.")
+
+
+def test_user_phone_writes_pass_the_phone_rights_advice(mock, client):
+    dn = mock.add_user("ivan")[0]
+    mock.modify_result = {"result": 50, "description": "insufficientAccessRights", "message": "00002098: SecErr"}
+    specs = _user_phone.parse_specs([{"identity": dn, "mobile": "+1 206 555 0100"}], "ad")
+    error = _user_phone.apply_ad(client, specs)[0]["error"]
+    assert "may not write mobile on %s" % dn in error
+    assert "WP;mobile;user" in error and "otherMobile" in error
+
+
+@pytest.mark.parametrize("code, description, words", [
+    (19, "constraintViolation", "rangeUpper"),
+    (21, "invalidAttributeSyntax", "rangeUpper"),
+    (53, "unwillingToPerform", "writable"),
+])
+def test_modify_refusals_say_what_to_do(mock, client, code, description, words):
+    dn = mock.add_user("judy")[0]
+    mock.modify_result = {"result": code, "description": description, "message": ""}
+    with pytest.raises(ADError) as info:
+        client.modify(dn, {"mobile": ("replace", ["+1"])})
+    text = str(info.value)
+    assert description in text and words in text
+    assert "64 characters" not in text  # _phone.validate already refuses longer numbers: not the likely cause
+
+
+def test_failed_search_says_what_to_do(mock, client):
+    mock.search_result = {"result": 1, "description": "operationsError", "message": "000004DC: LdapErr"}
+    with pytest.raises(ADError) as info:
+        list(client.paged_search(None, "(objectClass=user)", ["cn"]))
+    text = str(info.value)
+    assert "operationsError" in text and "run the task again" in text
+
+
 def test_modify_rejects_unknown_operation(mock, client):
     dn = mock.add_user("gina")[0]
     with pytest.raises(InvalidInput):
@@ -403,6 +451,19 @@ def test_connect_binds_and_reads_base_dn(pki, ldaps_server):
     # The CA may also be given as PEM text.
     with _ad.ADClient(_params(server="localhost", port=server.port, ca_cert=pki["ca"].read_text())) as ad:
         assert ad.base_dn == BASE
+
+
+def test_ca_cert_path_expands_home_and_variables(pki, ldaps_server, monkeypatch):
+    # ad_ca_cert is a str option (it may be PEM text), so Ansible does not expand it as a path.
+    server = ldaps_server()
+    monkeypatch.setenv("HOME", str(pki["ca"].parent))
+    monkeypatch.setenv("PKI_DIR", str(pki["ca"].parent))
+    for value in ("~/ca.pem", "$PKI_DIR/ca.pem", "${PKI_DIR}/ca.pem"):
+        with _ad.ADClient(_params(server="localhost", port=server.port, ca_cert=value)) as ad:
+            assert ad.base_dn == BASE
+    with pytest.raises(InvalidInput) as info:
+        _ad.ADClient(_params(server="localhost", port=server.port, ca_cert="~/missing.pem")).connect()
+    assert "~/missing.pem (%s)" % (pki["ca"].parent / "missing.pem") in str(info.value)
 
 
 def test_untrusted_certificate_points_to_ca_cert(ldaps_server):

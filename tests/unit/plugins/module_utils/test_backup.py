@@ -68,6 +68,19 @@ def test_a_second_backup_in_the_same_second_gets_its_own_file(tmp_path, written)
     assert len(os.listdir(tmp_path / "backups")) == 2
 
 
+def test_two_runs_writing_a_backup_in_the_same_second_both_keep_theirs(tmp_path, monkeypatch):
+    # Both runs look for a free name before either has written: each sees the name free, as two
+    # concurrent runs do. The second must still not replace the first run's backup.
+    exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda path: False if "phone-backup_" in str(path) else exists(path))
+    first = document()
+    second = _backup.build(TENANT, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, [ad("carl", "+1 425 555 0177")], [], now=NOW)
+    paths = [_backup.write(str(tmp_path / "backups"), first), _backup.write(str(tmp_path / "backups"), second)]
+    assert paths[1] == paths[0][:-len(".json")] + "-2.json"
+    assert sorted(os.listdir(tmp_path / "backups")) == sorted(os.path.basename(path) for path in paths)
+    assert [_backup.load(path)["checksum"] for path in paths] == [first["checksum"], second["checksum"]]
+
+
 def test_checksum_covers_the_header_too():
     doc = document()
     edited = dict(doc, tenant_id=OTHER_TENANT)

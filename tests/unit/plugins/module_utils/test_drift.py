@@ -8,7 +8,9 @@ import threading
 import uuid
 
 import pytest
+import yaml
 
+from ansible_collections.entraid.dirsync.plugins.doc_fragments import scope
 from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _identity
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, InvalidInput
 
@@ -112,9 +114,30 @@ def test_read_entra_users_asks_for_synced_users_only_with_the_needed_properties(
     assert params == {"$filter": "onPremisesSyncEnabled eq true", "$top": "999", "$select": ",".join(_drift.ENTRA_SELECT)}
 
 
-def test_read_entra_users_rejects_a_page_size_graph_refuses():
-    with pytest.raises(InvalidInput):
-        list(_drift.read_entra_users(FakeGraph([]), page_size=1000))
+SCOPE = {"search_bases": [" OU=Sync,DC=lab,DC=test ", ""], "ldap_filter": None, "graph_page_size": 999}
+
+
+def test_check_scope_returns_the_non_blank_bases():
+    assert _drift.check_scope(SCOPE) == ["OU=Sync,DC=lab,DC=test"]
+
+
+def test_the_scope_fragment_documents_the_scope_options():
+    documented = yaml.safe_load(scope.ModuleDocFragment.DOCUMENTATION)["options"]
+    spec = _drift.scope_argument_spec()
+    assert sorted(documented) == sorted(spec)
+    for name, option in spec.items():
+        assert {key: documented[name].get(key) for key in option} == option, name
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"search_bases": ["", "  "]}, "search_bases is empty"),
+    ({"graph_page_size": 1000}, "graph_page_size must be between 1 and 999, got 1000"),
+    ({"graph_page_size": 0}, "graph_page_size must be between 1 and 999, got 0"),
+    ({"ldap_filter": "(department=Sales"}, "unbalanced parentheses"),
+])
+def test_check_scope_refuses_what_would_fail_later(change, words):
+    with pytest.raises(InvalidInput, match=words):
+        _drift.check_scope(dict(SCOPE, **change))
 
 
 # -- concurrency ------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Unit tests of the Graph connection: sign-in choices, retries, refresh, paging, errors, TLS, token cache."""
 
+import base64
 import datetime
 import email.utils
+import errno
 import itertools
+import json
 import os
+import re
 import stat
 import time
 
@@ -16,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.entraid.dirsync.plugins.module_utils import _graph
+from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _graph
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
 
 from graph_fakes import identity_platform, make_jwt
@@ -529,6 +533,51 @@ def test_token_cache_is_written_0600_atomically_only_when_changed(tmp_path):
     assert loaded.has_state_changed is False
 
 
+def _read_only_file_system(*_args, **_kwargs):
+    # What a read-only directory gives: the tests run as root, whom file permissions do not stop.
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+def test_token_cache_that_cannot_be_saved_is_an_auth_error_naming_token_cache_path(tmp_path, monkeypatch):
+    path = tmp_path / "cache.json"
+    monkeypatch.setattr(_files.tempfile, "mkstemp", _read_only_file_system)
+    with pytest.raises(AuthError, match=r"Cannot save the token cache \(token_cache_path\) %s: Read-only file system\. Make its "
+                                        r"directory writable" % re.escape(str(path))) as caught:
+        _graph.save_token_cache(_cache_with_token(), str(path))
+    assert caught.value.details == {"token_cache_path": str(path)}
+    assert os.listdir(tmp_path) == []
+
+
+def test_token_cache_directory_that_is_a_file_or_not_writable_is_refused_before_any_sign_in(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("not a directory")
+    with pytest.raises(AuthError, match=r"token_cache_path\) .*tokens\.json: .*cache is a file, not a directory\. Make its directory writable"):
+        _graph.check_token_cache_writable(str(tmp_path / "cache" / "tokens.json"))
+    monkeypatch.setattr(_graph.os, "access", lambda path, mode: False)
+    with pytest.raises(AuthError, match=r"the directory .*new is not writable\. Make its directory writable"):
+        _graph.check_token_cache_writable(str(tmp_path / "new" / "tokens.json"))
+
+
+def test_refreshed_sign_in_that_cannot_be_saved_fails_with_auth_error(https_server, pki, tmp_path, monkeypatch):
+    # A device code sign-in cached earlier whose access token expired: the module refreshes it and must save the cache.
+    identity_platform(https_server, tokens=[make_jwt({"tid": "contoso-tenant", "scp": "User.Read", "n": 2})], graph=lambda request: OK)
+    cache = msal.SerializableTokenCache()
+    client_info = base64.urlsafe_b64encode(json.dumps({"uid": "u1", "utid": "contoso-tenant"}).encode()).decode().rstrip("=")
+    cache.add({"client_id": "app-1", "scope": ["%s/.default" % https_server.url],
+               "token_endpoint": "%s/contoso-tenant/oauth2/v2.0/token" % https_server.url,
+               "response": {"access_token": "expired", "token_type": "Bearer", "expires_in": -10, "refresh_token": "rt-" + SECRET,
+                            "client_info": client_info,
+                            "id_token": make_jwt({"tid": "contoso-tenant", "oid": "u1", "preferred_username": "admin@contoso.example",
+                                                  "iss": "%s/contoso-tenant/v2.0" % https_server.url, "sub": "s", "aud": "app-1"})}})
+    path = tmp_path / "cache.json"
+    path.write_text(cache.serialize())
+    client = _graph.GraphClient.from_params(lab_params(https_server, pki, auth_method="device_code", token_cache_path=str(path)))
+    monkeypatch.setattr(_files.tempfile, "mkstemp", _read_only_file_system)
+    with pytest.raises(AuthError, match=r"Cannot save the token cache \(token_cache_path\) %s: Read-only" % re.escape(str(path))) as caught:
+        client.get("users")
+    assert SECRET not in str(caught.value)
+    assert [r.form()["grant_type"] for r in https_server.requests if r.path.endswith("/token")] == ["refresh_token"]
+
+
 def test_missing_cache_is_empty_and_corrupt_cache_is_reported(tmp_path):
     assert list(_graph.load_token_cache(str(tmp_path / "none.json")).search(msal.TokenCache.CredentialType.ACCESS_TOKEN)) == []
     (tmp_path / "bad.json").write_text("{not json")
@@ -557,3 +606,23 @@ def test_managed_identity_gets_graph_token_and_refreshes_on_401(https_server, pk
     assert [(r.query["resource"], r.query["client_id"], r.headers["x-identity-header"]) for r in token_requests] == \
         [(https_server.url, "mi-client", "header-value")] * 2
     assert client.is_delegated is False and client.tenant_id == "mi-tenant"
+
+
+class _Accounts:
+    """A stand-in msal app whose token cache holds the given accounts."""
+
+    def __init__(self, *usernames):
+        self.accounts = [{"username": name, "home_account_id": str(index)} for index, name in enumerate(usernames)]
+
+    def get_accounts(self, username=None):
+        return [a for a in self.accounts if username is None or a["username"].lower() == username.lower()]
+
+
+def test_cached_account_picks_the_one_sign_in_or_says_what_to_do():
+    assert _graph.cached_account(_Accounts("a@x.test"), None, "/c.json")["username"] == "a@x.test"
+    assert _graph.cached_account(_Accounts(), "a@x.test", "/c.json") is None
+    with pytest.raises(AuthError, match="set username to choose one"):
+        _graph.cached_account(_Accounts("a@x.test", "b@x.test"), None, "/c.json")
+    # Two accounts with one name: a re-created user. Setting username cannot help; the cache is stale.
+    with pytest.raises(AuthError, match="stale. Delete the file"):
+        _graph.cached_account(_Accounts("a@x.test", "a@x.test"), "a@x.test", "/c.json")

@@ -1,8 +1,11 @@
 """Planning and applying users' phone numbers (_user_phone) with fake AD and Graph clients."""
 
+import base64
+import uuid
+
 import pytest
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _user_phone
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _user_phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
     ADError, DirsyncError, GraphError, IdentityNotFound, InvalidInput,
 )
@@ -122,7 +125,7 @@ class FakeAD:
         assert "mobile" in attributes and "otherMobile" in attributes
         return {identity: self.entries.get(identity) or IdentityNotFound("No AD user matches %r." % identity) for identity in identities}
 
-    def modify(self, dn, changes):
+    def modify(self, dn, changes, rights_hint=None):
         if dn in self.fail_modify:
             raise ADError("The bind account may not write mobile on %s." % dn)
         self.modified.append((dn, changes))
@@ -142,7 +145,7 @@ def test_apply_ad_captures_each_users_error_and_goes_on():
     assert "may not write" in bob_r["error"] and bob_r["changed"] is False and bob_r["after"] is None
     assert alice_r["changed"] is False and alice_r["error"] is None
     assert carol_r["changed"] is True and carol_r["after"] == {"mobile": None, "other_mobile": []}
-    assert "names the same AD user (CN=Alice) as users[2]" in alice_again["error"]
+    assert "names the same AD user (CN=Alice) as users[2]" in alice_again["error"] and "Name each user once." in alice_again["error"]
 
     with pytest.raises(DirsyncError) as info:
         _user_phone.summarise(results)
@@ -229,3 +232,43 @@ def test_apply_entra_check_mode_writes_nothing():
     graph = FakeGraph({"cloud@lab.test": CLOUD})
     results = _user_phone.apply_entra(graph, [spec("entra", identity="cloud@lab.test", mobile="")], check_mode=True)
     assert graph.patched == [] and results[0]["changed"] is True and results[0]["after"] == {"mobile": None}
+
+
+def test_an_object_id_in_braces_is_sent_to_graph_as_the_bare_guid():
+    guid = "6f2d1a3e-52b4-4c8e-9a3b-1f0c2d3e4f50"
+    graph = FakeGraph({guid: CLOUD})
+    results = _user_phone.apply_entra(graph, [spec("entra", identity="{6F2D1A3E-52B4-4C8E-9A3B-1F0C2D3E4F50}", mobile="+2")])
+    assert graph.paths == ["users/" + guid]
+    assert results[0]["error"] is None and results[0]["changed"] is True
+
+
+# -- entries already read, messages, views ----------------------------------------------
+
+def test_apply_ad_plans_from_entries_already_read_without_a_lookup():
+    ad = FakeAD({})
+    specs = [spec(identity="one", mobile="+2"), spec(identity="gone", mobile="+3")]
+    results = _user_phone.apply_ad(ad, specs, resolved={"one": ad_entry("CN=One", mobile="+1"), "gone": IdentityNotFound("No AD user matches 'gone'.")})
+    assert ad.resolve_calls == 0
+    assert ad.modified == [("CN=One", {"mobile": ("replace", ["+2"])})]
+    assert results[0]["before"] == {"mobile": "+1", "other_mobile": []} and results[0]["changed"] is True
+    assert results[1]["error"] == "No AD user matches 'gone'."
+
+
+def test_long_lists_in_messages_stop_after_twenty():
+    names = ["u%02d" % number for number in range(25)]
+    assert _user_phone.listed(names[:2]) == "u00, u01"
+    assert _user_phone.listed(names) == ", ".join(names[:20]) + ", ... and 5 more"
+    assert _user_phone.listed(names, " | ").endswith("u18 | u19 | ... and 5 more")
+    results = [{"identity": name, "dn": None, "before": None, "after": None, "changed": False, "error": "boom"} for name in names]
+    with pytest.raises(DirsyncError, match=r"25 of 25 users failed \(u00, .*, u19, \.\.\. and 5 more\)"):
+        _user_phone.summarise(results)
+
+
+def test_ad_view_is_the_record_a_backup_keeps():
+    guid = uuid.UUID("6f9619ff-8b86-d011-b42d-00c04fc964ff")
+    entry = {"dn": "CN=A,DC=lab,DC=test", "objectguid": [guid.bytes_le], "ms-ds-consistencyguid": [], "userprincipalname": ["a@lab.test"],
+             "samaccountname": ["a"], "mobile": [" +1 425 "], "othermobile": ["+2", " "]}
+    view = _user_phone.ad_view(entry)
+    assert view == {"dn": "CN=A,DC=lab,DC=test", "object_guid": str(guid), "user_principal_name": "a@lab.test", "sam_account_name": "a",
+                    "immutable_id": base64.b64encode(guid.bytes_le).decode(), "mobile": "+1 425", "other_mobile": ["+2"]}
+    assert tuple(view) == _backup.AD_KEYS

@@ -121,3 +121,62 @@ def test_a_backup_older_than_the_current_ad_number_is_refused():
     backup = backup_of(changes, **{"renamed@lab.test": "+1 415 555 0000"})
     with pytest.raises(InvalidInput, match=r"another mobile number in AD than in the backup: renamed@lab.test .*'\+1 415 555 0000' in the backup"):
         phone_reconcile.check_backup(changes, backup, "/b.json")
+
+
+# -- writing ------------------------------------------------------------------------------
+
+class FakeAD:
+    """Records writes; a user looked up again would make the run plan from other values than the backup was checked against."""
+
+    def __init__(self):
+        self.modified = []
+
+    def resolve_users(self, identities, attributes):
+        raise AssertionError("looked users up again: %r" % (identities,))
+
+    def modify(self, dn, changes, **_hint):
+        self.modified.append((dn, changes))
+
+
+def written(cloud_numbers, check_mode=False):
+    """Pair one user per cloud number (AD has "+1 000" and otherMobile "+9"), plan and write -> (fake AD, changes, results)."""
+    ad_users, entra_users = [], []
+    for name, cloud in cloud_numbers.items():
+        user = ad(name, "+1 000")._replace(other_mobile=("+9",))
+        ad_users.append(user)
+        entra_users.append(entra(user, cloud))
+    rows = _drift.pair_and_classify(ad_users, entra_users, ["anchor"]).rows
+    changes, _skipped = phone_reconcile.plan(rows, phone_reconcile.make_policy(PARAMS))
+    fake = FakeAD()
+    return fake, changes, phone_reconcile.write_cloud_numbers(fake, changes, rows, check_mode=check_mode)
+
+
+def test_users_are_written_from_the_values_the_comparison_read():
+    fake, changes, results = written({"alice": "+1 425", "bob": "+1 206"})
+    assert [change["user_principal_name"] for change in changes] == ["alice@lab.test", "bob@lab.test"]
+    assert fake.modified == [("CN=alice,OU=Sales,OU=Sync,DC=lab,DC=test", {"mobile": ("replace", ["+1 425"])}),
+                             ("CN=bob,OU=Sales,OU=Sync,DC=lab,DC=test", {"mobile": ("replace", ["+1 206"])})]
+    alice = results[0]
+    # "before" is the value the backup was checked against (mobile_in_ad), otherMobile as the comparison read it.
+    assert alice["before"] == {"mobile": changes[0]["mobile_in_ad"], "other_mobile": ["+9"]} == {"mobile": "+1 000", "other_mobile": ["+9"]}
+    assert alice["after"] == {"mobile": "+1 425", "other_mobile": ["+9"]}
+    assert alice["identity"] == str(uuid.uuid5(uuid.NAMESPACE_DNS, "alice")) and alice["user_principal_name"] == "alice@lab.test"
+    assert alice["changed"] is True and alice["error"] is None
+
+
+def test_check_mode_writes_nothing():
+    fake, _changes, results = written({"alice": "+1 425"}, check_mode=True)
+    assert fake.modified == [] and results[0]["changed"] is True
+
+
+@pytest.mark.parametrize("cloud, words", [("+1 425\x07", "control character U+0007"), ("9" * 70, "70 characters long")])
+def test_a_cloud_number_ad_cannot_take_fails_that_user_only(cloud, words):
+    fake, _changes, results = written({"alice": "+1 425", "bad": cloud, "carol": "+1 312"})
+    assert [dn for dn, _change in fake.modified] == ["CN=alice,OU=Sales,OU=Sync,DC=lab,DC=test", "CN=carol,OU=Sales,OU=Sync,DC=lab,DC=test"]
+    bad = results[1]
+    assert bad["user_principal_name"] == "bad@lab.test" and bad["changed"] is False and bad["dn"] == "CN=bad,OU=Sales,OU=Sync,DC=lab,DC=test"
+    assert bad["error"].startswith("mobilePhone of the Entra ID user bad@lab.test (id-bad): ")
+    assert words in bad["error"] and "exclude_upns" in bad["error"]
+    # Nothing about a users option the task does not have, nor YAML quoting.
+    assert "users[" not in bad["error"] and "YAML" not in bad["error"]
+    assert results[0]["changed"] is True and results[2]["changed"] is True

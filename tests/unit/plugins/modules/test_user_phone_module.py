@@ -28,7 +28,7 @@ class FakeADClient:
         return {identity: {"dn": "CN=%s" % identity, "mobile": [], "othermobile": [], "objectguid": [b"\x01" * 16],
                            "userprincipalname": [identity], "samaccountname": [identity]} for identity in identities}
 
-    def modify(self, dn, changes):
+    def modify(self, dn, changes, rights_hint=None):
         self.modified.append((dn, changes))
 
 

@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) entraid.dirsync contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:  # pylint: disable=too-few-public-methods
+    """The options naming the users that phone_backup, phone_compare and phone_reconcile read (_drift.scope_argument_spec)."""
+
+    DOCUMENTATION = r"""
+options:
+  search_bases:
+    description:
+      - Distinguished names of the AD containers to read users from (subtree), usually the OUs in the sync scope.
+      - A user under two overlapping bases is read once.
+    type: list
+    elements: str
+    required: true
+  ldap_filter:
+    description:
+      - An LDAP filter ANDed with the filter for user objects, for example V((department=Sales)).
+      - The outer parentheses are optional.
+    type: str
+  graph_page_size:
+    description:
+      - Users per Microsoft Graph page (C($top)), 1 to 999. Lower it only when pages time out on a slow connection.
+    type: int
+    default: 999
+"""

@@ -1,0 +1,96 @@
+"""phone_restore: each backed-up user is looked up once, and there is no Graph sign-in when tenant_id is given."""
+
+import json
+import uuid
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import IdentityNotFound
+from ansible_collections.entraid.dirsync.plugins.modules import phone_restore
+
+TENANT = "e1f41257-abc5-59f8-83f4-66462474b972"
+DOMAIN = "DC=lab,DC=test"
+
+
+def guid(name):
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+
+
+def ad_user(name, mobile):
+    return _drift.ADUser(dn="CN=%s,OU=Sync,DC=lab,DC=test" % name, upn="%s@lab.test" % name, sam=name, guid=guid(name),
+                         anchor="anchor-" + name, sid=None, mobile=mobile, other_mobile=(), enabled=True)
+
+
+class FakeADClient:
+    """AD now: ann's number changed since the backup, bob is unchanged, gone was deleted."""
+
+    instances = []
+
+    def __init__(self, params):
+        self.base_dn = DOMAIN
+        self.lookups = []
+        self.modified = []
+        FakeADClient.instances.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
+
+    def resolve_users(self, identities, attributes):
+        self.lookups.append(list(identities))
+        assert "mobile" in attributes and "otherMobile" in attributes
+        now = {guid("ann"): "+1 999", guid("bob"): "+1 206"}
+        return {identity: {"dn": "CN=%s" % identity, "mobile": [now[identity]], "othermobile": []} if identity in now
+                else IdentityNotFound("No AD user matches %r." % identity) for identity in identities}
+
+    def modify(self, dn, changes, **_hint):
+        self.modified.append((dn, changes))
+
+
+class FakeGraph:
+    tenant_id = TENANT
+
+
+@pytest.fixture
+def backup_path(tmp_path):
+    users = [ad_user("ann", "+1 425"), ad_user("bob", "+1 206"), ad_user("gone", "+1 312")]
+    return _backup.write(str(tmp_path), _backup.build(TENANT, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, users, []))
+
+
+@pytest.fixture
+def sign_ins(monkeypatch):
+    calls = []
+    FakeADClient.instances = []
+    monkeypatch.delenv("AZURE_TENANT_ID", raising=False)
+    monkeypatch.setattr(phone_restore, "ADClient", FakeADClient)
+    monkeypatch.setattr(phone_restore, "graph_client_from_module", lambda module: calls.append(module) or FakeGraph())
+    return calls
+
+
+def run(args, capsys):
+    with patch_module_args(args), pytest.raises(SystemExit) as info:
+        phone_restore.main()
+    return info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_restore_looks_each_user_up_once_and_does_not_sign_in_with_a_tenant_id(backup_path, sign_ins, capsys):
+    code, result = run({"backup_path": backup_path, "tenant_id": TENANT, "ad_server": "dc1"}, capsys)
+    assert code == 0, result
+    assert sign_ins == []
+    ad = FakeADClient.instances[0]
+    assert len(ad.lookups) == 1 and sorted(ad.lookups[0]) == sorted([guid("ann"), guid("bob"), guid("gone")])
+    assert ad.modified == [("CN=" + guid("ann"), {"mobile": ("replace", ["+1 425"])})]
+    assert result["counts"] == {"total": 2, "changed": 1, "unchanged": 1, "failed": 0, "missing": 1}
+    assert result["missing"] == [{"dn": "CN=gone,OU=Sync,DC=lab,DC=test", "object_guid": guid("gone")}]
+    assert [user["identity"] for user in result["users"]] == [guid("ann")]
+    assert result["users"][0]["before"] == {"mobile": "+1 999", "other_mobile": []}
+
+
+def test_without_a_tenant_id_the_sign_in_gives_it(backup_path, sign_ins, capsys):
+    code, result = run({"backup_path": backup_path, "access_token": "x", "ad_server": "dc1"}, capsys)
+    assert code == 0, result
+    assert len(sign_ins) == 1 and result["tenant_id"] == TENANT
