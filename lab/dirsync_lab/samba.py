@@ -40,7 +40,7 @@ def provision(target, pki, admin_password):
         "--option=tls certfile = " + pki["server_cert"],
         "--option=tls keyfile = " + pki["server_key"],
         "--option=tls cafile = " + pki["ca_cert"],
-    ]
+    ] + ["--option=%s = %s" % item for item in confined_dirs(target).items()]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise LabError("samba-tool domain provision failed:\n%s" % result.stderr[-2000:])
@@ -84,8 +84,31 @@ def restore(target, archive):
         tar.extractall(os.path.dirname(target), filter="tar")
 
 
+def confined_dirs(target):
+    """Directories Samba would otherwise share with every other Samba on the machine (/run/samba): the pid file and the
+    sockets stay in the lab, so labs of two clones (in two network namespaces) and a distribution Samba coexist."""
+    run = os.path.join(target, "run")
+    return {"pid directory": run, "ncalrpc dir": os.path.join(run, "ncalrpc"), "winbindd socket directory": os.path.join(run, "winbindd")}
+
+
+def confine(target):
+    """Make sure ``target``'s smb.conf keeps its run-time files under ``target`` (snapshots of older labs lack it)."""
+    conf = os.path.join(target, "etc", "smb.conf")
+    with open(conf, encoding="utf-8") as handle:
+        text = handle.read()
+    missing = {name: path for name, path in confined_dirs(target).items() if "\t%s = " % name not in text}
+    if missing:
+        lines = "".join("\t%s = %s\n" % item for item in missing.items())
+        text = text.replace("[global]\n", "[global]\n" + lines, 1)
+        with open(conf, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    for path in confined_dirs(target).values():
+        os.makedirs(path, mode=0o755, exist_ok=True)
+
+
 def start(target, log_path):
     """Start samba in the foreground of its own session; return the Popen."""
+    confine(target)
     conf = os.path.join(target, "etc", "smb.conf")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(["samba", "-s", conf, "-i", "-M", "single"], stdout=log, stderr=subprocess.STDOUT,
