@@ -6,7 +6,7 @@
 
 A backup is one JSON object::
 
-    {"format": "entraid.dirsync.phone-backup", "version": 1,
+    {"format": "entraid.dirsync.phone-backup", "version": 2,
      "tenant_id": "...", "ad_domain": "DC=contoso,DC=com", "created_at": "2026-11-28T16:29:51Z",
      "search_bases": [...], "ldap_filter": null,
      "counts": {...},
@@ -14,8 +14,13 @@ A backup is one JSON object::
      "entra_users": [{"id", "user_principal_name", "mobile", "immutable_id"}],
      "checksum": "sha256:<hex>"}
 
-``checksum`` is the SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of every other key,
-so an edited tenant id is caught as surely as an edited number.
+Version 2 keeps every phone value exactly as the directory held it (spaces, control characters and all), so a
+restore is exact; version 1 backups (trimmed values) are still read.
+
+``checksum`` is the SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of every other key. It has no
+key: it detects corruption and accidental edits, not a deliberate forgery (anyone who can edit the file can recompute
+it). What keeps a backup trustworthy is who can write it: ``load`` refuses a file another user owns or that group or
+others may write, and a restore touches only users under the backup's own search bases.
 
 - ``build(...)`` makes the document from ``_drift`` records; ``write(directory, document)`` stores it in a new
   timestamped file (atomically, mode 0600, the directory created with mode 0700; an existing file is never replaced).
@@ -30,12 +35,12 @@ import hashlib
 import json
 import os
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _files
+from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
 
 FORMAT = "entraid.dirsync.phone-backup"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 FILE_PREFIX = "phone-backup"
 
 AD_KEYS = ("dn", "object_guid", "user_principal_name", "sam_account_name", "immutable_id", "mobile", "other_mobile")
@@ -61,10 +66,10 @@ def entra_record(user):
 def counts_of(ad_users, entra_users):
     return {
         "ad_users": len(ad_users),
-        "ad_with_mobile": sum(1 for user in ad_users if user["mobile"]),
-        "ad_with_other_mobile": sum(1 for user in ad_users if user["other_mobile"]),
+        "ad_with_mobile": sum(1 for user in ad_users if _phone.clean(user["mobile"])),
+        "ad_with_other_mobile": sum(1 for user in ad_users if any(_phone.clean(value) for value in user["other_mobile"])),
         "entra_users": len(entra_users),
-        "entra_with_mobile": sum(1 for user in entra_users if user["mobile"]),
+        "entra_with_mobile": sum(1 for user in entra_users if _phone.clean(user["mobile"])),
     }
 
 
@@ -159,8 +164,39 @@ def _check_structure(path, document):
         if not isinstance(records, list) or not all(isinstance(record, dict) and set(fields) <= set(record) for record in records):
             raise _refuse(path, bad % ("%s must be a list of objects with %s" % (key, ", ".join(fields))), hint)
     for record in document["ad_users"]:
-        if not record["object_guid"] or not isinstance(record["other_mobile"], list):
-            raise _refuse(path, bad % ("the AD user %s has no object_guid or other_mobile list" % record.get("dn")), hint)
+        if not isinstance(record["object_guid"], str) or not record["object_guid"] or not isinstance(record["dn"], str):
+            raise _refuse(path, bad % ("the AD user %r has no object_guid or dn text" % (record.get("dn"),)), hint)
+        if not (record["mobile"] is None or isinstance(record["mobile"], str)) or not isinstance(record["other_mobile"], list) \
+                or not all(isinstance(value, str) for value in record["other_mobile"]):
+            raise _refuse(path, bad % ("the AD user %s has a mobile that is neither text nor null, or an other_mobile that is "
+                                       "not a list of text" % record["dn"]), hint)
+    bases = document["search_bases"]
+    if not isinstance(bases, list) or not bases or not all(isinstance(base, str) for base in bases):
+        raise _refuse(path, bad % "search_bases must be a list of distinguished names", hint)
+    outside = [record["dn"] for record in document["ad_users"] if not under_any(record["dn"], bases)]
+    if outside:
+        raise _refuse(path, "it holds %d AD user(s) outside its own search bases (%s), which phone_backup never writes: %s."
+                      % (len(outside), "; ".join(bases), ", ".join(outside[:5]) + (" ..." if len(outside) > 5 else "")),
+                      "The file was edited after it was written; use another backup.")
+
+
+def normalise_dn(dn):
+    """Lower case without blanks around separators, for suffix tests."""
+    parts = []
+    for rdn in (dn or "").split(","):
+        name, _sep, value = rdn.partition("=")
+        parts.append("%s=%s" % (name.strip().lower(), value.strip().lower()))
+    return ",".join(parts)
+
+
+def in_container(dn, container):
+    """True when ``dn`` is below (or is) ``container``."""
+    dn, container = normalise_dn(dn), normalise_dn(container)
+    return dn == container or dn.endswith("," + container)
+
+
+def under_any(dn, containers):
+    return any(in_container(dn, container) for container in containers)
 
 
 def _same_id(a, b):

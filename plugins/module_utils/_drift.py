@@ -8,8 +8,8 @@
 - ``read_ad_users(ad, bases, ldap_filter)`` / ``read_entra_users(client)``: generators of compact
   records (``ADUser`` / ``EntraUser`` named tuples), one directory page in memory at a time.
 - ``read_concurrently(ad_records, entra_records)``: drains both at the same time (one thread each).
-- ``pair_and_classify(ad_users, entra_users, match_order)``: pairs users by source anchor, SID and
-  UPN (in the order given) and classifies each; returns a ``Drift`` (counts and sorted rows).
+- ``pair_and_classify(ad_users, entra_users)``: pairs users by source anchor only (as the sync engines
+  do), classifies each, and gives unpaired users SID/UPN hints; returns a ``Drift`` (counts and sorted rows).
 - ``write_csv`` / ``write_json``: the report, written atomically with mode 0600 (phone numbers are
   personal data).
 """
@@ -35,7 +35,8 @@ ENTRA_SELECT = ("id", "userPrincipalName", "mobilePhone", "onPremisesImmutableId
 ENTRA_FILTER = "onPremisesSyncEnabled eq true"
 MAX_PAGE_SIZE = 999
 
-MATCH_KEYS = ("anchor", "sid", "upn")
+# Keys that name a likely counterpart of an unpaired user (never a pairing).
+HINT_KEYS = ("sid", "upn")
 # Report order: what needs attention first.
 CLASSES = ("value_differs", "format_differs", "only_in_ad", "only_in_entra", "ambiguous", "in_sync")
 DIFFERING = CLASSES[:-1]
@@ -46,7 +47,7 @@ OTHER_MOBILE_NOTE = ("otherMobile (OtherMobileInAD) is read from AD only: no Mic
 # ADSyncTools' Compare-ADSyncToolsDirSyncOverrides columns first, so existing habits keep working.
 COLUMNS = ("UserPrincipalName", "MobileInAD", "MobileInEntra", "OtherMobileInAD",
            "Class", "MatchedBy", "UserPrincipalNameInEntra", "DistinguishedName", "EnabledInAD",
-           "ObjectGUID", "ImmutableId", "SID", "EntraId", "Note")
+           "ObjectGUID", "ImmutableId", "SID", "EntraId", "Note", "HintMatchedBy", "HintUserPrincipalName", "HintId")
 # Separator of several otherMobile values in one CSV cell (phone numbers contain spaces and commas do not occur).
 OTHER_MOBILE_SEPARATOR = ";"
 
@@ -108,7 +109,8 @@ def ad_user_from_entry(entry):
     guid = _first(entry.get("objectguid"))
     sid = _first(entry.get("objectsid"))
     uac = _first(entry.get("useraccountcontrol"))
-    others = tuple(value for value in (_phone.clean(item) for item in entry.get("othermobile") or ()) if value)
+    # Phone values exactly as AD holds them (a backup must restore them byte for byte); comparisons clean them.
+    others = tuple(entry.get("othermobile") or ())
     return ADUser(
         dn=entry["dn"],
         upn=_phone.clean(_first(entry.get("userprincipalname"))),
@@ -116,7 +118,7 @@ def ad_user_from_entry(entry):
         guid=_identity.guid_bytes_to_string(guid) if guid else None,
         anchor=_identity.source_anchor(entry),
         sid=_identity.sid_bytes_to_string(sid) if sid else None,
-        mobile=_phone.clean(_first(entry.get("mobile"))),
+        mobile=_first(entry.get("mobile")),
         other_mobile=others,
         enabled=None if uac is None else not int(uac) & _ACCOUNTDISABLE,
     )
@@ -145,7 +147,7 @@ def entra_user_from_item(item):
         id=item.get("id"),
         upn=item.get("userPrincipalName"),
         onprem_upn=_phone.clean(item.get("onPremisesUserPrincipalName")),
-        mobile=_phone.clean(item.get("mobilePhone")),
+        mobile=item.get("mobilePhone"),
         immutable_id=_phone.clean(item.get("onPremisesImmutableId")),
         sid=_phone.clean(item.get("onPremisesSecurityIdentifier")),
         dn=item.get("onPremisesDistinguishedName"),
@@ -190,33 +192,10 @@ def read_concurrently(ad_records, entra_records):
 
 
 # -- pairing and classification ----------------------------------------------------------
-
-class _Index:
-    """Key value -> Entra user position. The rare values several users share are kept aside in ``shared``,
-    so the common case stays one small int per value (100,000-user indexes stay small and fast)."""
-
-    __slots__ = ("first", "shared")
-
-    def __init__(self):
-        self.first = {}
-        self.shared = {}
-
-    def add(self, value, position):
-        if value is None:
-            return
-        existing = self.first.setdefault(value, position)
-        if existing != position:
-            positions = self.shared.setdefault(value, [existing])
-            if position not in positions:
-                positions.append(position)
-
-    def positions(self, value):
-        """Every position holding ``value``, as a tuple."""
-        if value in self.shared:
-            return tuple(self.shared[value])
-        hit = self.first.get(value)
-        return () if hit is None else (hit,)
-
+#
+# Entra Connect and Cloud Sync join an AD object to its cloud object by the source anchor alone
+# (onPremisesImmutableId = base64 of mS-DS-ConsistencyGuid, else objectGUID). So does this module:
+# SID and UPN never pair; for users the anchor leaves unpaired they only name a likely counterpart (hints).
 
 def _lower(value):
     return value.lower() if value else None
@@ -226,60 +205,44 @@ def _upper(value):
     return value.upper() if value else None
 
 
-# How each key is read from an ADUser; the Entra side is indexed the same way in _entra_indexes.
-_AD_KEYS = {
-    "anchor": lambda user: user.anchor,
-    "sid": lambda user: _upper(user.sid),
-    "upn": lambda user: _lower(user.upn),
-}
+def _positions(values):
+    """value -> [positions] for the non-empty values."""
+    index = {}
+    for position, value in enumerate(values):
+        if value:
+            index.setdefault(value, []).append(position)
+    return index
 
 
-def _entra_indexes(entra_users):
-    indexes = {key: _Index() for key in MATCH_KEYS}
-    for position, user in enumerate(entra_users):
-        indexes["anchor"].add(user.immutable_id, position)
-        indexes["sid"].add(_upper(user.sid), position)
-        # Entra replaces an unverified UPN suffix (cloud UPN differs): the on-premises UPN is the one AD has.
-        indexes["upn"].add(_lower(user.onprem_upn), position)
-        indexes["upn"].add(_lower(user.upn), position)
-    return indexes
-
-
-def validate_match_order(match_order):
-    """The match order as a tuple; InvalidInput for unknown or repeated keys or an empty list."""
-    order = tuple(match_order or ())
-    unknown = [key for key in order if key not in MATCH_KEYS]
-    if not order or unknown or len(set(order)) != len(order):
-        raise InvalidInput("match_order must list some of %s, each once, in the order to try them; got %r."
-                           % (", ".join(MATCH_KEYS), list(match_order or ())))
-    return order
-
-
-def _describe(entra):
-    return "%s (%s)" % (entra.upn, entra.id)
-
-
-def _pair_class(ad, entra, key):
-    """Class and note of a paired user."""
+def _pair_class(ad, entra):
+    """Class and note of a user paired by anchor."""
     ad_mobile, entra_mobile = _phone.clean(ad.mobile), _phone.clean(entra.mobile)
-    note = ""
     if ad_mobile == entra_mobile:
-        cls = "in_sync"
-    elif _phone.same(ad_mobile, entra_mobile, ignore_format=True):
-        cls, note = "format_differs", "The same number, written differently."
-    else:
-        cls = "value_differs"
-        if entra_mobile is None:
-            note = "Entra ID has no mobile number."
-        elif ad_mobile is None:
-            note = "AD has no mobile number."
-    if key != "anchor" and entra.immutable_id and ad.anchor and entra.immutable_id != ad.anchor:
-        note = (note + " " if note else "") + ("Entra ID's onPremisesImmutableId differs from AD's source anchor %s: "
-                                               "Entra Connect will not match these two by anchor." % ad.anchor)
-    return cls, note
+        return "in_sync", ""
+    if _phone.same(ad_mobile, entra_mobile, ignore_format=True):
+        return "format_differs", "The same number, written differently."
+    if entra_mobile is None:
+        return "value_differs", "Entra ID has no mobile number."
+    if ad_mobile is None:
+        return "value_differs", "AD has no mobile number."
+    return "value_differs", ""
 
 
-def _row(cls, note, ad=None, entra=None, matched_by=""):
+def _hint(keys_and_matches, describe):
+    """(HintMatchedBy, HintUserPrincipalName, HintId) from [(key, [candidates])]; several candidates are joined by ';'."""
+    found = {}
+    for key, candidates in keys_and_matches:
+        for candidate in candidates:
+            found.setdefault(candidate, []).append(key)
+    if not found:
+        return "", None, None
+    ordered = sorted(found.items(), key=lambda item: describe(item[0]))
+    return (";".join(",".join(keys) for _candidate, keys in ordered),
+            ";".join(describe(candidate)[0] or "" for candidate, _keys in ordered),
+            ";".join(describe(candidate)[1] or "" for candidate, _keys in ordered))
+
+
+def _row(cls, note, ad=None, entra=None, matched_by="", hint=("", None, None)):
     return Row(
         UserPrincipalName=(ad.upn if ad else None) or (entra.onprem_upn or entra.upn if entra else None) or "",
         MobileInAD=ad.mobile if ad else None,
@@ -291,11 +254,14 @@ def _row(cls, note, ad=None, entra=None, matched_by=""):
         DistinguishedName=(ad.dn if ad else entra.dn) or None,
         EnabledInAD=ad.enabled if ad else None,
         ObjectGUID=ad.guid if ad else None,
-        # Entra's value when the user is there (it is what Entra Connect matches on), else the one it would derive.
+        # Entra's value when the user is there (the anchor it is joined by), else the one the sync would derive.
         ImmutableId=(entra.immutable_id if entra else None) or (ad.anchor if ad else None),
         SID=(ad.sid if ad else None) or (entra.sid if entra else None),
         EntraId=entra.id if entra else None,
         Note=note,
+        HintMatchedBy=hint[0],
+        HintUserPrincipalName=hint[1],
+        HintId=hint[2],
     )
 
 
@@ -303,85 +269,79 @@ def _sort_key(row):
     return (CLASSES.index(row.Class), (row.UserPrincipalName or "").lower(), (row.DistinguishedName or "").lower(), row.EntraId or "")
 
 
-def pair_and_classify(ad_users, entra_users, match_order=MATCH_KEYS, include_in_sync=False):
-    """Pair AD and Entra users and classify each pair; return ``Drift(counts, rows, ad_users, entra_users)``.
+def pair_and_classify(ad_users, entra_users, include_in_sync=False):
+    """Pair AD and Entra users by source anchor, as the sync engines do, and classify each; return a ``Drift``.
 
-    For each AD user every key in ``match_order`` is looked up. The user is ``ambiguous`` when one key
-    matches several Entra users or two keys match different ones; otherwise it is paired with the Entra
-    user its keys found (``MatchedBy`` is the first key in ``match_order`` that matched). When several AD
-    users claim one Entra user, the claim by the earlier key wins and the others are ``ambiguous``.
-    Entra users nobody claimed are ``only_in_entra``; those named by an ambiguous AD user appear in its
-    row's note instead. ``in_sync`` users are counted, and get rows only with ``include_in_sync``.
+    - An AD user whose anchor is the ``onPremisesImmutableId`` of exactly one Entra user, and claimed by no other AD
+      user, is paired with it: ``in_sync``, ``format_differs`` or ``value_differs``.
+    - Every AD user claiming an anchor that another AD user (or two Entra users) also claims is ``ambiguous``; its row
+      carries the Entra user of that anchor, so the cloud number is reported with it.
+    - The rest are ``only_in_ad`` / ``only_in_entra``. For them SID and UPN are looked up on the other side: a match is
+      a hint (``HintMatchedBy``, ``HintUserPrincipalName``, ``HintId``), never a pairing.
+
+    ``in_sync`` users are counted, and get rows only with ``include_in_sync``.
     """
-    order = validate_match_order(match_order)
-    indexes = _entra_indexes(entra_users)
-    plan = [(rank, key, _AD_KEYS[key], indexes[key]) for rank, key in enumerate(order)]
     counts = dict.fromkeys(CLASSES, 0)
     rows = []
-    claims = {}  # entra position -> (rank, ad position, key) of the first AD user that claimed it
-    contested = {}  # entra position -> every claim, for the rare Entra users claimed more than once
-    mentioned = set()  # entra positions named in an ambiguous row (not reported on their own)
+    entra_by_anchor = _positions(user.immutable_id for user in entra_users)
+    ad_by_anchor = _positions(user.anchor for user in ad_users)
+    accounted = set()  # Entra positions reported in a paired or ambiguous row
+    unpaired_ad = []
 
     def emit(row):
         counts[row.Class] += 1
-        rows.append(row)
+        if row.Class != "in_sync" or include_in_sync:
+            rows.append(row)
 
-    for ad_position, ad in enumerate(ad_users):
-        claim = None
-        clear = True
-        for rank, key, ad_key, index in plan:
-            value = ad_key(ad)
-            hit = index.first.get(value)
-            if hit is None:
-                continue
-            if value in index.shared or (claim is not None and hit != claim[0]):
-                clear = False
-                break
-            if claim is None:
-                claim = (hit, rank, key)
-        if not clear:
-            hits = [(key, index.positions(ad_key(ad))) for _rank, key, ad_key, index in plan]
-            notes = []
-            for key, positions in hits:
-                if positions:
-                    mentioned.update(positions)
-                    notes.append("%s matches %s" % (key, ", ".join(_describe(entra_users[position]) for position in positions)))
-            emit(_row("ambiguous", "Ambiguous pairing: %s." % "; ".join(notes), ad=ad))
-        elif claim is None:
-            emit(_row("only_in_ad", "No synced Entra ID user matches: not synchronized yet, or outside the sync scope.", ad=ad))
+    for ad in ad_users:
+        claimants = ad_by_anchor.get(ad.anchor, ()) if ad.anchor else ()
+        cloud = entra_by_anchor.get(ad.anchor, ()) if ad.anchor else ()
+        if len(claimants) > 1 or len(cloud) > 1:
+            accounted.update(cloud)
+            note = "Ambiguous: %d AD users claim the source anchor %s" % (len(claimants), ad.anchor)
+            if len(cloud) > 1:
+                note += " and %d Entra ID users carry it (%s)" % (
+                    len(cloud), ", ".join("%s (%s)" % (entra_users[p].upn, entra_users[p].id) for p in cloud))
+            note += (". The sync engine cannot join them one to one: fix the anchors (mS-DS-ConsistencyGuid) in AD first; "
+                     "until then the cloud number is not carried into AD.")
+            emit(_row("ambiguous", note, ad=ad, entra=entra_users[cloud[0]] if len(cloud) == 1 else None))
+        elif cloud:
+            accounted.add(cloud[0])
+            cls, note = _pair_class(ad, entra_users[cloud[0]])
+            emit(_row(cls, note, ad=ad, entra=entra_users[cloud[0]], matched_by="anchor"))
         else:
-            entra_position, rank, key = claim
-            first = claims.setdefault(entra_position, (rank, ad_position, key))
-            if first[1] != ad_position:
-                contested.setdefault(entra_position, [first]).append((rank, ad_position, key))
+            unpaired_ad.append(ad)
 
-    for entra_position, claim in claims.items():
-        entra = entra_users[entra_position]
-        if entra_position in contested:
-            ranked = sorted(contested[entra_position])
-            tied = ranked[1][0] == ranked[0][0]
-            claim, losers = (None, ranked) if tied else (ranked[0], ranked[1:])
-            for _rank, ad_position, key in losers:
-                if tied:
-                    note = "Ambiguous pairing: %s matches %s, as it does for other AD users." % (key, _describe(entra))
-                else:
-                    note = "Ambiguous pairing: %s matches %s, which %s matches by %s." % (
-                        key, _describe(entra), ad_users[claim[1]].dn, claim[2])
-                emit(_row("ambiguous", note, ad=ad_users[ad_position]))
-        if claim is None:
-            continue
-        _rank, ad_position, key = claim
-        ad = ad_users[ad_position]
-        cls, note = _pair_class(ad, entra, key)
-        if cls == "in_sync" and not include_in_sync:
-            counts[cls] += 1
-        else:
-            emit(_row(cls, note, ad=ad, entra=entra, matched_by=key))
-
-    for entra_position, entra in enumerate(entra_users):
-        if entra_position not in claims and entra_position not in mentioned:
-            emit(_row("only_in_entra", "No AD user in the search bases matches: deleted, moved out of the sync scope, "
-                                       "or under a base that was not searched.", entra=entra))
+    unpaired_entra = [entra for position, entra in enumerate(entra_users) if position not in accounted]
+    if unpaired_ad:
+        by_sid = _positions(_upper(user.sid) for user in entra_users)
+        by_upn = _positions(_lower(user.onprem_upn) for user in entra_users)
+        for position, user in enumerate(entra_users):
+            # Entra replaces an unverified UPN suffix, so the cloud UPN is a second key.
+            if user.upn and _lower(user.upn) != _lower(user.onprem_upn):
+                by_upn.setdefault(_lower(user.upn), []).append(position)
+        for ad in unpaired_ad:
+            hint = _hint((("sid", by_sid.get(_upper(ad.sid), ())), ("upn", by_upn.get(_lower(ad.upn), ()))),
+                         lambda p: (entra_users[p].upn, entra_users[p].id))
+            note = "No synced Entra ID user has this source anchor: not synchronized yet, or outside the sync scope."
+            if hint[0]:
+                note += (" A cloud user with the same %s exists, under another anchor: the anchor may have changed after "
+                         "the user was synchronized (the next full sync would create a new cloud user and delete the old one)."
+                         % hint[0].split(";")[0].replace(",", " and "))
+            emit(_row("only_in_ad", note, ad=ad, hint=hint))
+    if unpaired_entra:
+        ad_by_sid = _positions(_upper(user.sid) for user in ad_users)
+        ad_by_upn = _positions(_lower(user.upn) for user in ad_users)
+        for entra in unpaired_entra:
+            upns = {_lower(entra.onprem_upn), _lower(entra.upn)} - {None}
+            hint = _hint((("sid", ad_by_sid.get(_upper(entra.sid), ())),
+                          ("upn", sorted({p for upn in upns for p in ad_by_upn.get(upn, ())}))),
+                         lambda p: (ad_users[p].upn, ad_users[p].guid))
+            note = ("No AD user in the search bases has this source anchor: deleted, moved out of the sync scope, under a base "
+                    "that was not searched, or its anchor changed. A full sync deletes it if its AD object is gone.")
+            if hint[0]:
+                note += " An AD user with the same %s exists: see the hint columns." % hint[0].split(";")[0].replace(",", " and ")
+            emit(_row("only_in_entra", note, entra=entra, hint=hint))
 
     rows.sort(key=_sort_key)
     return Drift(counts=counts, rows=rows, ad_users=len(ad_users), entra_users=len(entra_users))
@@ -416,7 +376,10 @@ def write_csv(path, rows):
     return _files.atomic_write(path, write, what="report")
 
 
-def report_header(drift, tenant_id, search_bases, ldap_filter, match_order, include_in_sync, now=None):
+PAIRING = "source anchor (onPremisesImmutableId = base64 of mS-DS-ConsistencyGuid, else objectGUID), as the sync engines join users"
+
+
+def report_header(drift, tenant_id, search_bases, ldap_filter, include_in_sync, now=None):
     """The JSON report's header: where, when, how, and the counts."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     notes = [OTHER_MOBILE_NOTE]
@@ -427,7 +390,7 @@ def report_header(drift, tenant_id, search_bases, ldap_filter, match_order, incl
         "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "search_bases": list(search_bases),
         "ldap_filter": ldap_filter,
-        "match_order": list(match_order),
+        "pairing": PAIRING,
         "ad_users": drift.ad_users,
         "entra_users": drift.entra_users,
         "counts": dict(drift.counts),

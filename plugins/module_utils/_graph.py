@@ -670,6 +670,10 @@ class GraphClient:
     def tenant_id(self):
         return self._provider.tenant_id
 
+    def token_claims(self):
+        """The claims of the access token in use (signs in when needed); {} when the token is not a readable JWT."""
+        return decode_token_claims(self._provider.get_token())
+
     def _url(self, path):
         if "://" in path:
             # The bearer token must only ever go to the Graph endpoint (nextLinks are full URLs).

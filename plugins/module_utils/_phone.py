@@ -62,19 +62,26 @@ def validate(value, field):
     return value
 
 
+def _ascii_digit(char):
+    """Every Unicode decimal digit (Arabic-Indic, Devanagari, fullwidth...) as its ASCII digit; other characters unchanged."""
+    digit = unicodedata.decimal(char, None)
+    return char if digit is None else str(digit)
+
+
 def normalise(value):
     """A form for format-insensitive comparison, or None for no number.
 
-    Drops spaces, dashes, dots, slashes and parentheses and keeps a leading "+":
-    "+1 425 555 0100" -> "+14255550100"; "(425) 555-0100" -> "4255550100", which stays
-    different from "+14255550100" because its country code is unknown.
+    NFKC first (fullwidth "＋１" -> "+1"), every decimal digit to ASCII ("٤٢٥" -> "425"), then drops spaces,
+    dashes, dots, slashes and parentheses and keeps a leading "+": "+1 425 555 0100" -> "+14255550100";
+    "(425) 555-0100" -> "4255550100", which stays different from "+14255550100" because its country code is unknown.
     """
     value = clean(value)
     if value is None:
         return None
     if not isinstance(value, str):
         return value
-    compact = "".join(char for char in value if char not in _SEPARATORS).lower()
+    value = "".join(_ascii_digit(char) for char in unicodedata.normalize("NFKC", value))
+    compact = "".join(char for char in value if char not in _SEPARATORS and not char.isspace()).lower()
     # Only punctuation: keep the text so it never equals "no number".
     return compact or value
 

@@ -60,11 +60,15 @@ class UserSpec:
 
     ``mobile`` is only meaningful when ``manage_mobile`` is true (None then means "clear it");
     ``other_mobile`` is None (leave alone) or a dict with ``add``/``remove``/``set`` lists or None.
+    ``exact`` (restores): ``mobile`` and ``other_mobile["set"]`` are written byte for byte as given and compared exactly;
+    they are not validated, because they are what the directory held before.
     """
 
-    __slots__ = ("identity", "manage_mobile", "mobile", "other_mobile", "state", "where")
+    __slots__ = ("identity", "manage_mobile", "mobile", "other_mobile", "state", "where", "exact")
 
-    def __init__(self, identity, manage_mobile=False, mobile=None, other_mobile=None, state="present", where="identity"):
+    def __init__(self, identity, manage_mobile=False, mobile=None, other_mobile=None, state="present", where="identity",
+                 exact=False):
+        self.exact = exact
         self.identity = identity
         self.manage_mobile = manage_mobile
         self.mobile = mobile
@@ -179,8 +183,26 @@ def snapshot_ad(entry):
             "other_mobile": [value for value in (_phone.clean(v) for v in entry.get("othermobile") or ()) if value is not None]}
 
 
+def _plan_ad_exact(spec, entry):
+    """A restore: both attributes become exactly what ``spec`` holds (values compared byte for byte)."""
+    current_mobile = _first(entry.get("mobile")) or None
+    current_other = list(entry.get("othermobile") or ())
+    wanted_mobile = spec.mobile or None
+    wanted_other = [value for value in spec.other_mobile["set"] if value]
+    changes = {}
+    if current_mobile != wanted_mobile:
+        changes["mobile"] = (REPLACE, [wanted_mobile]) if wanted_mobile is not None else (DELETE, [])
+    if set(current_other) != set(wanted_other):
+        changes["otherMobile"] = (REPLACE, wanted_other) if wanted_other else (DELETE, [])
+    before = {"mobile": current_mobile, "other_mobile": current_other}
+    after = {"mobile": wanted_mobile, "other_mobile": wanted_other if changes.get("otherMobile") else current_other}
+    return before, after, changes
+
+
 def plan_ad(spec, entry, ignore_format=False):
     """-> (before, after, changes for ADClient.modify); ``changes`` is empty when nothing differs."""
+    if spec.exact:
+        return _plan_ad_exact(spec, entry)
     before = snapshot_ad(entry)
     current_mobile = _first(entry.get("mobile"))
     current_other = list(entry.get("othermobile") or ())

@@ -13,13 +13,15 @@ version_added: 0.1.0
 description:
   - Reads the users in the AD sync scope (O(search_bases), optionally narrowed by O(ldap_filter)) and the synchronized users
     of the Entra tenant (C(onPremisesSyncEnabled eq true)), pairs them, and classifies each user's mobile number.
-  - Replaces C(Compare-ADSyncToolsDirSyncOverrides) from ADSyncTools. Unlike it, users are paired by source anchor
-    (C(mS-DS-ConsistencyGuid) when set, else C(objectGUID), against C(onPremisesImmutableId)), then by SID, then by UPN
-    (see O(match_order)), so users whose cloud UPN differs from the AD one are still paired.
+  - Replaces C(Compare-ADSyncToolsDirSyncOverrides) from ADSyncTools. Users are paired as Entra Connect and Cloud Sync
+    join them, by source anchor alone (C(mS-DS-ConsistencyGuid) when set, else C(objectGUID), against
+    C(onPremisesImmutableId)). SID and UPN never pair; for users the anchor leaves unpaired they name a likely counterpart
+    on the other side (the C(Hint*) columns), so an admin sees the story (a changed anchor, a departed user's UPN reused).
   - Classes are V(in_sync); V(value_differs); V(format_differs) (the same number written differently, for example
-    C(+1 425 555 0100) and C(+14255550100)); V(only_in_ad) (not synchronized yet, or outside the sync scope);
-    V(only_in_entra) (deleted or moved out of the sync scope in AD, or under a base not searched);
-    V(ambiguous) (the keys point at different Entra users, or one key matches several).
+    C(+1 425 555 0100) and C(+14255550100), or with other digits such as fullwidth or Arabic-Indic ones);
+    V(only_in_ad) (not synchronized yet, outside the sync scope, or its anchor changed);
+    V(only_in_entra) (deleted or moved out of the sync scope in AD, under a base not searched, or its anchor changed);
+    V(ambiguous) (two AD users claim one anchor; the row carries the cloud user of that anchor).
   - AD C(otherMobile) is reported from AD only. No Microsoft Graph API returns the cloud's alternate mobile phones, so it
     cannot be compared.
   - Both directories are read at the same time and streamed; memory stays bounded (about 300 MB for 100,000 users).
@@ -28,24 +30,13 @@ description:
 author:
   - entraid.dirsync contributors (@entraid)
 options:
-  match_order:
-    description:
-      - The keys used to pair AD users with Entra users, in the order they are tried.
-      - V(anchor) compares the source anchor (C(mS-DS-ConsistencyGuid) when set, else C(objectGUID)) with C(onPremisesImmutableId).
-      - V(sid) compares C(objectSid) with C(onPremisesSecurityIdentifier).
-      - V(upn) compares C(userPrincipalName) with C(onPremisesUserPrincipalName) or C(userPrincipalName) in Entra ID.
-      - A user is V(ambiguous) when two listed keys match different Entra users or one matches several. Leave out a key to
-        ignore it.
-    type: list
-    elements: str
-    choices: [anchor, sid, upn]
-    default: [anchor, sid, upn]
   report_csv:
     description:
       - Path of the CSV report to write (replaced atomically, mode C(0600), as it holds personal data).
       - Columns C(UserPrincipalName), C(MobileInAD), C(MobileInEntra), C(OtherMobileInAD) (values separated by C(;)) come
         first, as in ADSyncTools' report, then C(Class), C(MatchedBy), C(UserPrincipalNameInEntra), C(DistinguishedName),
-        C(EnabledInAD), C(ObjectGUID), C(ImmutableId), C(SID), C(EntraId), C(Note).
+        C(EnabledInAD), C(ObjectGUID), C(ImmutableId), C(SID), C(EntraId), C(Note), C(HintMatchedBy), C(HintUserPrincipalName),
+        C(HintId).
       - The directory must exist.
     type: path
   report_json:
@@ -99,7 +90,7 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     var: drift.counts
 
-- name: Compare only the Sales department, pairing by source anchor alone
+- name: Compare only the Sales department
   entraid.dirsync.phone_compare:
     tenant_id: 00000000-0000-0000-0000-000000000000
     client_id: 11111111-1111-1111-1111-111111111111
@@ -110,7 +101,6 @@ EXAMPLES = r"""
     search_bases:
       - OU=Users,DC=contoso,DC=com
     ldap_filter: (department=Sales)
-    match_order: [anchor]
     max_differences: 10
   register: sales
 """
@@ -167,7 +157,7 @@ differences:
       description: V(value_differs), V(format_differs), V(only_in_ad), V(only_in_entra) or V(ambiguous).
       type: str
     MatchedBy:
-      description: The key that paired the user (V(anchor), V(sid) or V(upn)); empty when not paired.
+      description: V(anchor) for a paired user (the only key users are paired by); empty when not paired.
       type: str
     UserPrincipalNameInEntra:
       description: C(userPrincipalName) in Entra ID (it differs from the AD one when the UPN suffix is not verified).
@@ -193,6 +183,17 @@ differences:
     Note:
       description: Why the user is in this class, in words.
       type: str
+    HintMatchedBy:
+      description:
+        - For an unpaired user, the keys (V(sid), V(upn), comma separated) by which a user on the other side looks like
+          the same person; several candidates are separated by C(;). Empty when there is no hint. A hint never pairs.
+      type: str
+    HintUserPrincipalName:
+      description: The UPN of each hinted candidate on the other side (C(;) separated), or null.
+      type: str
+    HintId:
+      description: The Entra object id (for an AD user) or the AD objectGUID (for an Entra user) of each candidate, or null.
+      type: str
   sample:
     - UserPrincipalName: jdoe@contoso.com
       MobileInAD: "+1 425 555 0100"
@@ -208,6 +209,9 @@ differences:
       SID: S-1-5-21-1004336348-1177238915-682003330-1105
       EntraId: 2b4f7a1c-0000-4000-8000-000000000001
       Note: ""
+      HintMatchedBy: ""
+      HintUserPrincipalName: null
+      HintId: null
 differences_truncated:
   description: True when more users differ than RV(differences) lists.
   returned: success
@@ -238,22 +242,22 @@ def _check_params(params):
     bases = _drift.check_scope(params)
     if params["max_differences"] < 0:
         raise InvalidInput("max_differences must be 0 or more, got %d." % params["max_differences"])
-    return bases, _drift.validate_match_order(params["match_order"])
+    return bases
 
 
 def work(module):
     params = module.params
-    bases, match_order = _check_params(params)
+    bases = _check_params(params)
     include_in_sync = params["report_in_sync"]
     graph = graph_client_from_module(module)
     with ADClient(params) as ad:
         ad_users, entra_users = _drift.read_concurrently(
             _drift.read_ad_users(ad, bases, params["ldap_filter"]),
             _drift.read_entra_users(graph, params["graph_page_size"]))
-    drift = _drift.pair_and_classify(ad_users, entra_users, match_order, include_in_sync=include_in_sync)
+    drift = _drift.pair_and_classify(ad_users, entra_users, include_in_sync=include_in_sync)
     del ad_users, entra_users  # only the rows are needed from here on
     tenant_id = graph.tenant_id
-    header = _drift.report_header(drift, tenant_id, bases, params["ldap_filter"], match_order, include_in_sync)
+    header = _drift.report_header(drift, tenant_id, bases, params["ldap_filter"], include_in_sync)
     # Written in check mode too: the report is the point of the run, and nothing in AD or Entra ID changes.
     csv_path = _drift.write_csv(params["report_csv"], drift.rows) if params["report_csv"] else None
     json_path = _drift.write_json(params["report_json"], header, drift.rows) if params["report_json"] else None
@@ -277,7 +281,6 @@ def main():
     argument_spec.update(ad_argument_spec())
     argument_spec.update(_drift.scope_argument_spec())
     argument_spec.update(
-        match_order=dict(type="list", elements="str", choices=list(_drift.MATCH_KEYS), default=list(_drift.MATCH_KEYS)),
         report_csv=dict(type="path"),
         report_json=dict(type="path"),
         report_in_sync=dict(type="bool", default=False),

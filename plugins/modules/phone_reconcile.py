@@ -14,8 +14,17 @@ description:
   - The step before enabling C(bypassDirSyncOverridesEnabled), which makes every differing cloud number take the AD value.
     Microsoft's advice is that the cloud holds the newer number (users and admins edited it there), so this module copies
     the Entra C(mobilePhone) into AD C(mobile) first, and nothing is lost when AD wins.
-  - Reads both directories (as M(entraid.dirsync.phone_compare) does), pairs the users by O(match_order), and for every
-    paired user whose numbers differ writes the cloud value into AD, except where the policy options say otherwise.
+  - Reads both directories (as M(entraid.dirsync.phone_compare) does), pairs the users by source anchor (as the sync
+    engines do), and for every paired user whose numbers differ writes the cloud value into AD, except where the policy
+    options say otherwise.
+  - Accounts for every cloud number that the full synchronization after enabling the feature would overwrite or delete
+    (every synchronized cloud user with a number that differs from what the sync will write, whatever its class). Each
+    ends in exactly one place, counted in RV(accounting) - V(written) into AD; V(skipped) by an explicit policy
+    (exclusions, format only); or V(unresolved) (two AD users claim its anchor, it is only in Entra ID, with or without
+    a SID/UPN hint, or its write failed). Unresolved numbers are listed in RV(unresolved_users) and survive only in the
+    backup, which the module checks holds each of them; name them in O(acknowledge_unresolved) (or set
+    O(accept_unresolved)) to tell the procedure that you know. The C(bypass_overrides) playbook refuses to enable the
+    feature while any is not acknowledged.
   - Replaces importing the CSV of C(Compare-ADSyncToolsDirSyncOverrides) and calling
     C(Set-ADSyncToolsDirSyncOverridesUser -MobileInAD) per user.
   - Requires O(backup_path), a backup written by M(entraid.dirsync.phone_backup) of the same tenant and AD domain, with a
@@ -33,15 +42,18 @@ options:
       - Path of the backup taken before this run (the RV(entraid.dirsync.phone_backup#module:backup_path) it returned).
     type: path
     required: true
-  match_order:
+  acknowledge_unresolved:
     description:
-      - The keys used to pair AD users with Entra users, in the order they are tried (see M(entraid.dirsync.phone_compare)).
-      - The default pairs by source anchor only, the key Entra Connect and Cloud Sync match on, so exactly the cloud values
-        that a full synchronization would overwrite are written back. Users paired ambiguously are never changed.
+      - Users whose unresolved cloud number you accept to lose from Entra ID (it stays in the backup), by user principal name
+        (AD or Entra, any case) or Entra object ids, as RV(unresolved_users) lists them.
     type: list
     elements: str
-    choices: [anchor, sid, upn]
-    default: [anchor]
+    default: []
+  accept_unresolved:
+    description:
+      - Acknowledge every unresolved cloud number at once. Prefer O(acknowledge_unresolved), which names each user.
+    type: bool
+    default: false
   clear_when_cloud_empty:
     description:
       - When the Entra user has no mobile number and the AD user has one, clear the AD number.
@@ -239,210 +251,107 @@ skipped_users:
         - V(excluded_upn), V(excluded_ou), V(excluded_group), V(cloud_empty) (see O(clear_when_cloud_empty)) or
           V(format_only) (see O(include_format_differences)).
       type: str
+accounting:
+  description:
+    - Cloud numbers that the full synchronization would overwrite or delete (V(at_risk)), and where each ended - V(written)
+      into AD (in check mode, would be), V(skipped) by the policy, V(unresolved); of the unresolved, how many are
+      V(acknowledged) and V(unacknowledged). V(at_risk) is V(written) + V(skipped) + V(unresolved).
+  returned: success
+  type: dict
+  sample: {at_risk: 40, written: 30, skipped: 6, unresolved: 4, acknowledged: 0, unacknowledged: 4}
+unresolved_users:
+  description: The cloud numbers that cannot be carried into AD, one entry per cloud user.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    entra_id:
+      description: The Entra object id.
+      type: str
+    user_principal_name:
+      description: The Entra user principal name.
+      type: str
+    mobile_in_entra:
+      description: The cloud number (kept in the backup).
+      type: str
+    mobile_in_ad:
+      description: The AD number of the AD user claiming the same anchor (V(ambiguous)), else null.
+      type: str
+    class:
+      description: V(only_in_entra), V(ambiguous), V(value_differs) or V(format_differs) (the last two when the write failed).
+      type: str
+    outcome:
+      description: Always V(unresolved).
+      type: str
+    reason:
+      description: V(ambiguous), V(only_in_entra), V(hinted) (only in Entra ID, with an AD user of the same SID or UPN) or V(write_failed).
+      type: str
+    dn:
+      description: The AD distinguished name (of the claiming AD user, or C(onPremisesDistinguishedName)).
+      type: str
+    hint:
+      description: The hinted AD user's UPN, or null.
+      type: str
+    acknowledged:
+      description: Whether O(acknowledge_unresolved) or O(accept_unresolved) covers the user.
+      type: bool
+numbers_not_carried:
+  description: Every cloud number at risk that is not written into AD (skipped and unresolved), with the same fields.
+  returned: success
+  type: list
+  elements: dict
 remaining_differences:
   description:
-    - Paired users whose numbers still differ after this run (skipped or failed). The full synchronization after enabling
-      C(bypassDirSyncOverridesEnabled) gives them the AD value in Entra ID.
+    - Cloud numbers at risk that this run did not carry into AD (V(skipped) + V(unresolved) of RV(accounting)). The full
+      synchronization after enabling C(bypassDirSyncOverridesEnabled) replaces or deletes them in Entra ID; the backup
+      keeps them.
   returned: success
   type: int
   sample: 10
 """
 
-import collections
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _identity, _phone, _user_phone
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import USER_FILTER, ADClient, ad_argument_spec, escape_filter_value
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _reconcile, _user_phone
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
-SKIP_REASONS = ("excluded_upn", "excluded_ou", "excluded_group", "cloud_empty", "format_only")
-# LDAP_MATCHING_RULE_IN_CHAIN: memberOf through nested groups.
-_IN_CHAIN = "1.2.840.113556.1.4.1941"
-
-Policy = collections.namedtuple("Policy", "clear_when_cloud_empty include_format_differences exclude_upns exclude_ous")
-
-
-def normalise_dn(dn):
-    """Lower case without blanks around separators, for suffix tests."""
-    parts = []
-    for rdn in (dn or "").split(","):
-        name, _sep, value = rdn.partition("=")
-        parts.append("%s=%s" % (name.strip().lower(), value.strip().lower()))
-    return ",".join(parts)
-
-
-def in_ou(dn, ou):
-    """True when ``dn`` is below (or is) the container ``ou``."""
-    dn, ou = normalise_dn(dn), normalise_dn(ou)
-    return dn == ou or dn.endswith("," + ou)
-
-
-def make_policy(params):
-    return Policy(
-        clear_when_cloud_empty=params["clear_when_cloud_empty"],
-        include_format_differences=params["include_format_differences"],
-        exclude_upns=frozenset(upn.strip().lower() for upn in params["exclude_upns"] if upn and upn.strip()),
-        exclude_ous=tuple(ou for ou in params["exclude_ous"] if ou and ou.strip()),
-    )
-
-
-def _skip_reason(row, policy, excluded_guids):
-    upns = {(row.UserPrincipalName or "").lower(), (row.UserPrincipalNameInEntra or "").lower()} - {""}
-    if upns & policy.exclude_upns:
-        return "excluded_upn"
-    if any(in_ou(row.DistinguishedName, ou) for ou in policy.exclude_ous):
-        return "excluded_ou"
-    if (row.ObjectGUID or "").lower() in excluded_guids:
-        return "excluded_group"
-    if row.MobileInEntra is None and not policy.clear_when_cloud_empty:
-        return "cloud_empty"
-    if row.Class == "format_differs" and not policy.include_format_differences:
-        return "format_only"
-    return None
-
-
-def plan(rows, policy, excluded_guids=frozenset()):
-    """Which paired users get the cloud value in AD -> (changes, skipped).
-
-    ``rows`` are ``_drift`` rows; only ``value_differs`` and ``format_differs`` rows (paired users) are considered.
-    Each change is ``{object_guid, dn, user_principal_name, mobile_in_ad, mobile_in_entra}``; each skipped user the same
-    with ``reason`` (one of SKIP_REASONS; exclusions are checked first).
-    """
-    changes, skipped = [], []
-    for row in rows:
-        if row.Class not in ("value_differs", "format_differs"):
-            continue
-        item = {"object_guid": row.ObjectGUID, "dn": row.DistinguishedName, "user_principal_name": row.UserPrincipalName,
-                "mobile_in_ad": row.MobileInAD, "mobile_in_entra": row.MobileInEntra}
-        reason = _skip_reason(row, policy, excluded_guids)
-        if reason:
-            item["reason"] = reason
-            skipped.append(item)
-        else:
-            changes.append(item)
-    return changes, skipped
-
-
-def check_backup(changes, backup_users, backup_path):
-    """Refuse unless the backup holds every user to change with the AD number the user has now."""
-    missing, stale = [], []
-    for change in changes:
-        record = backup_users.get((change["object_guid"] or "").lower())
-        label = "%s (%s)" % (change["user_principal_name"] or change["dn"], change["object_guid"])
-        if record is None:
-            missing.append(label)
-        elif _phone.clean(record["mobile"]) != _phone.clean(change["mobile_in_ad"]):
-            stale.append("%s: %r in the backup, %r in AD now" % (label, record["mobile"], change["mobile_in_ad"]))
-    if not missing and not stale:
-        return
-    problems = []
-    if missing:
-        problems.append("%d user(s) are not in it: %s" % (len(missing), _user_phone.listed(missing)))
-    if stale:
-        problems.append("%d user(s) have another mobile number in AD than in the backup: %s" % (len(stale), _user_phone.listed(stale)))
-    raise _backup.BackupRefused(
-        "The backup %s does not cover what this run would change: %s. Take a new backup of the same search bases right before "
-        "reconciling (the entraid.dirsync.backup role or phone_backup). Nothing was changed." % (backup_path, "; ".join(problems)),
-        backup_path=backup_path, missing=missing, stale=stale)
-
-
-def _group_dn(ad, group):
-    if "=" in group:
-        entry = ad.read(group.strip(), ["distinguishedName"], ldap_filter="(objectClass=group)")
-        return entry and entry["dn"]
-    value = escape_filter_value(group.strip())
-    entries = list(ad.paged_search(None, "(&(objectClass=group)(|(sAMAccountName=%s)(cn=%s)))" % (value, value), ["distinguishedName"]))
-    if len(entries) > 1:
-        raise InvalidInput("exclude_groups: %r names %d groups (%s); give the distinguished name. Nothing was changed."
-                           % (group, len(entries), "; ".join(sorted(entry["dn"] for entry in entries))))
-    return entries[0]["dn"] if entries else None
-
-
-def group_members(ad, groups):
-    """objectGUIDs (lower case) of the users in ``groups``, nested membership included."""
-    members = set()
-    unknown = []
-    for group in groups:
-        if not group or not group.strip():
-            continue
-        dn = _group_dn(ad, group)
-        if not dn:
-            unknown.append(group)
-            continue
-        ldap_filter = "(&%s(memberOf:%s:=%s))" % (USER_FILTER, _IN_CHAIN, escape_filter_value(dn))
-        for entry in ad.paged_search(None, ldap_filter, ["objectGUID"]):
-            for guid in entry.get("objectguid") or ():
-                members.add(_identity.guid_bytes_to_string(guid))
-    if unknown:
-        raise InvalidInput("exclude_groups: no AD group %s. Give each group's distinguished name, sAMAccountName or common name. "
-                           "Nothing was changed." % ", ".join(repr(group) for group in unknown))
-    return members
-
-
-def check_params(params):
-    return _drift.check_scope(params), _drift.validate_match_order(params["match_order"])
-
-
-def _ad_entry(row):
-    """The AD side of a comparison row, shaped as ADClient returns an entry with _user_phone.AD_ATTRIBUTES."""
-    return {"dn": row.DistinguishedName, "mobile": [row.MobileInAD] if row.MobileInAD else [], "othermobile": list(row.OtherMobileInAD)}
-
-
-def write_cloud_numbers(ad, changes, rows, check_mode=False):
-    """Write each change's cloud number into AD mobile -> one user_phone result per change, in order.
-
-    ``rows`` are the comparison's rows: each user is planned from the values the comparison read (those the backup was
-    checked against), so no user is looked up again. A cloud number AD cannot take (too long, control characters) is
-    that user's error; the others are still written.
-    """
-    by_guid = {row.ObjectGUID: row for row in rows if row.ObjectGUID}
-    results = [None] * len(changes)
-    specs, entries, positions = [], {}, []
-    for position, change in enumerate(changes):
-        row = by_guid[change["object_guid"]]
-        where = "the Entra ID user %s (%s)" % (row.UserPrincipalNameInEntra, row.EntraId)
-        try:
-            mobile = _phone.validate(change["mobile_in_entra"], "mobilePhone of %s" % where)
-        except InvalidInput as error:
-            results[position] = {"identity": change["object_guid"], "dn": change["dn"], "before": None, "after": None, "changed": False,
-                                 "error": "%s This user's AD number was kept. Set the right number in AD yourself "
-                                          "(entraid.dirsync.user_phone, directory: ad) and leave the user out with exclude_upns; "
-                                          "the full synchronization then gives Entra ID the AD number." % error}
-            continue
-        specs.append(_user_phone.UserSpec(change["object_guid"], manage_mobile=True, mobile=mobile, where=where))
-        entries[change["object_guid"]] = _ad_entry(row)
-        positions.append(position)
-    for position, result in zip(positions, _user_phone.apply_ad(ad, specs, check_mode=check_mode, resolved=entries)):
-        results[position] = result
-    for change, result in zip(changes, results):
-        result["user_principal_name"] = change["user_principal_name"]
-    return results
-
-
 def work(module):
     params = module.params
-    bases, match_order = check_params(params)
-    policy = make_policy(params)
+    bases = _drift.check_scope(params)
+    policy = _reconcile.make_policy(params)
     graph = graph_client_from_module(module)
     tenant_id = graph.tenant_id
     with ADClient(params) as ad:
         # The backup is checked before anything is read: a wrong file fails fast.
         backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn)
-        excluded_guids = group_members(ad, params["exclude_groups"])
+        excluded_guids = _reconcile.group_members(ad, params["exclude_groups"])
         ad_users, entra_users = _drift.read_concurrently(
             _drift.read_ad_users(ad, bases, params["ldap_filter"]),
             _drift.read_entra_users(graph, params["graph_page_size"]))
-        drift = _drift.pair_and_classify(ad_users, entra_users, match_order)
+        drift = _drift.pair_and_classify(ad_users, entra_users)
         del ad_users, entra_users
-        changes, skipped = plan(drift.rows, policy, excluded_guids)
-        check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"])
-        results = write_cloud_numbers(ad, changes, drift.rows, check_mode=module.check_mode)
-    failed = sum(1 for result in results if result["error"])
+        changes, skipped = _reconcile.plan(drift.rows, policy, excluded_guids)
+        _reconcile.check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"])
+        _reconcile.check_backup_keeps(drift.rows, backup["entra_users"], params["backup_path"])
+        del backup["ad_users"], backup["entra_users"]
+        results = _reconcile.write_cloud_numbers(ad, changes, drift.rows, check_mode=module.check_mode)
+    accounting = _reconcile.account(drift.rows, changes, skipped, results, acknowledge=params["acknowledge_unresolved"],
+                                    accept_all=params["accept_unresolved"])
+    counts = accounting["counts"]
     extra = {"tenant_id": tenant_id, "backup": _backup.summary(backup, params["backup_path"]), "drift": drift.counts,
-             "skipped_users": skipped, "remaining_differences": len(skipped) + failed}
+             "skipped_users": skipped, "accounting": counts, "unresolved_users": accounting["unresolved"],
+             "numbers_not_carried": accounting["not_carried"],
+             "remaining_differences": counts["skipped"] + counts["unresolved"]}
+    if counts["unacknowledged"]:
+        module.warn("%d cloud number(s) cannot be carried into AD (unresolved: %s). The full synchronization would overwrite or "
+                    "delete them; they are kept in the backup %s. Review unresolved_users, then acknowledge them before "
+                    "enabling bypassDirSyncOverridesEnabled." % (
+                        counts["unacknowledged"], _user_phone.listed([item["user_principal_name"] or item["entra_id"]
+                                                                      for item in accounting["unresolved"] if not item["acknowledged"]]),
+                        extra["backup"]["path"]))
     try:
         output = _user_phone.summarise(results)
     except DirsyncError as error:
@@ -459,7 +368,8 @@ def main():
     argument_spec.update(ad_argument_spec())
     argument_spec.update(
         backup_path=dict(type="path", required=True),
-        match_order=dict(type="list", elements="str", choices=list(_drift.MATCH_KEYS), default=["anchor"]),
+        acknowledge_unresolved=dict(type="list", elements="str", default=[]),
+        accept_unresolved=dict(type="bool", default=False),
         clear_when_cloud_empty=dict(type="bool", default=False),
         include_format_differences=dict(type="bool", default=False),
         exclude_upns=dict(type="list", elements="str", default=[]),

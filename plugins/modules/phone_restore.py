@@ -28,10 +28,21 @@ options:
       - Path of the backup to restore.
     type: path
     required: true
+  compare_cloud:
+    description:
+      - Also read Entra ID's synchronized users and report, in RV(cloud_differs), every user of the backup whose cloud
+        C(mobilePhone) is not what the backup holds. Entra ID cannot be written for synchronized users, so this is how a
+        rollback tells, after the next synchronization cycle, which cloud numbers did not come back.
+      - Needs a Graph sign-in with C(User.Read.All).
+    type: bool
+    default: false
 notes:
   - The tenant id to check the backup against is the Graph option O(tenant_id) (usually from C(module_defaults)); there is
-    no sign-in then. Without it, the tenant of the sign-in is used (O(access_token), managed identity). Nothing is read
-    from Microsoft Graph.
+    no sign-in then (unless O(compare_cloud)). Without it, the tenant of the sign-in is used (O(access_token), managed
+    identity).
+  - Values are restored byte for byte as the backup holds them (spaces and control characters included); they are not
+    validated, since AD held them before. A user AD refuses is that user's error; the others are still restored.
+  - Only users under the backup's own search bases are written, both as the backup records them and where they are now.
   - The AD bind account must be allowed to write C(mobile) and C(otherMobile) on the users.
 seealso:
   - module: entraid.dirsync.phone_backup
@@ -128,6 +139,18 @@ users:
     error:
       description: Why the user could not be restored, or null.
       type: str
+cloud_differs:
+  description:
+    - With O(compare_cloud), the users of the backup whose Entra ID C(mobilePhone) is not what the backup holds (or who are
+      no longer in Entra ID), with both values.
+  returned: when O(compare_cloud=true)
+  type: list
+  elements: dict
+  sample:
+    - id: 2b4f7a1c-0000-4000-8000-000000000001
+      user_principal_name: jdoe@contoso.com
+      in_backup: "+1 425 555 0199"
+      now: "+1 425 555 0100"
 missing:
   description: Users of the backup that no longer exist in AD (distinguished name at backup time and objectGUID).
   returned: success
@@ -140,32 +163,59 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _user_phone
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _phone, _user_phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, IdentityNotFound, InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
 
-def restore_entries(records):
-    """user_phone entries that set both attributes exactly as a backup's AD records hold them."""
-    return [{"identity": record["object_guid"], "mobile": record["mobile"], "other_mobile": {"set": list(record["other_mobile"])}}
+def restore_specs(records):
+    """Specs that set both attributes exactly as a backup's AD records hold them (not validated: a value AD held before,
+    odd as it may be, is restored as it was, and one odd value never blocks the other users)."""
+    return [_user_phone.UserSpec(record["object_guid"], manage_mobile=True, mobile=record["mobile"],
+                                 other_mobile={"set": list(record["other_mobile"])}, where="backup ad_users", exact=True)
             for record in records]
+
+
+def outside_scope(resolved, bases):
+    """{objectGUID: error} for users now outside the backup's search bases: a restore never writes there."""
+    errors = {}
+    for identity, entry in resolved.items():
+        if isinstance(entry, dict) and not _backup.under_any(entry["dn"], bases):
+            errors[identity] = InvalidInput(
+                "%s (objectGUID %s) is now outside the backup's search bases (%s); a restore writes only there, so it was not "
+                "restored. Restore it by hand (entraid.dirsync.user_phone) if it should be." % (entry["dn"], identity, "; ".join(bases)))
+    return errors
+
+
+def cloud_differences(backup_entra, entra_users):
+    """Users of the backup whose cloud number now differs from the backup's (or who are gone from Entra ID)."""
+    now = {user.id: user for user in entra_users}
+    differs = []
+    for record in backup_entra:
+        user = now.get(record["id"])
+        if user is None or _phone.clean(user.mobile) != _phone.clean(record["mobile"]):
+            differs.append({"id": record["id"], "user_principal_name": record["user_principal_name"],
+                            "in_backup": record["mobile"], "now": user.mobile if user else None, "gone": user is None})
+    return differs
 
 
 def work(module):
     params = module.params
+    graph = graph_client_from_module(module) if params["compare_cloud"] else None
     # Only the tenant id is needed from the Graph options: sign in only when it is not given.
-    tenant_id = params.get("tenant_id") or graph_client_from_module(module).tenant_id
+    tenant_id = params.get("tenant_id") or (graph or graph_client_from_module(module)).tenant_id
     if not tenant_id:
         raise InvalidInput("No tenant_id: give the Graph option tenant_id (or AZURE_TENANT_ID) so that the backup's tenant can be "
                            "checked. Nothing was changed.")
     with ADClient(params) as ad:
         backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn)
         records = backup["ad_users"]
-        specs = _user_phone.parse_specs(restore_entries(records), "ad", where="backup ad_users")
+        specs = restore_specs(records)
         # One lookup serves both: users deleted since the backup are reported, not failed (a rollback must be repeatable).
         resolved = ad.resolve_users([spec.identity for spec in specs], _user_phone.AD_ATTRIBUTES)
+        resolved.update(outside_scope(resolved, backup["search_bases"]))
         missing = [{"dn": record["dn"], "object_guid": record["object_guid"]} for record in records
                    if isinstance(resolved.get(record["object_guid"]), IdentityNotFound)]
         gone = {item["object_guid"] for item in missing}
@@ -174,6 +224,8 @@ def work(module):
     for item in missing:
         module.warn("%s (objectGUID %s) is in the backup but no longer in AD; it was not restored." % (item["dn"], item["object_guid"]))
     extra = {"tenant_id": backup["tenant_id"], "backup": _backup.summary(backup, params["backup_path"]), "missing": missing}
+    if graph is not None:
+        extra["cloud_differs"] = cloud_differences(backup["entra_users"], list(_drift.read_entra_users(graph)))
     try:
         output = _user_phone.summarise(results)
     except DirsyncError as error:
@@ -190,7 +242,7 @@ def work(module):
 def main():
     argument_spec = graph_argument_spec()
     argument_spec.update(ad_argument_spec())
-    argument_spec.update(backup_path=dict(type="path", required=True))
+    argument_spec.update(backup_path=dict(type="path", required=True), compare_cloud=dict(type="bool", default=False))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, work)
 

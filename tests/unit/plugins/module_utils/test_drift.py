@@ -64,12 +64,13 @@ def test_ad_record_anchor_is_consistency_guid_when_set_else_object_guid():
     assert with_consistency.anchor == _identity.guid_to_immutable_id(str(consistency))
 
 
-def test_ad_record_values_sid_enabled_and_blank_numbers():
-    record = _drift.ad_user_from_entry(_entry(uuid.uuid4(), uac="514", mobile=["  "], other=["+1 425 555 0100", " ", "+14255550101"]))
+def test_ad_record_keeps_phone_values_exactly_as_ad_holds_them():
+    record = _drift.ad_user_from_entry(_entry(uuid.uuid4(), uac="514", mobile=["+1 206 555 0166 "],
+                                              other=["+1 425 555 0100", " ", "+1\t425"]))
     assert record.sid == "S-1-5-21-10-20-30-1105"
     assert record.enabled is False
-    assert record.mobile is None
-    assert record.other_mobile == ("+1 425 555 0100", "+14255550101")
+    assert record.mobile == "+1 206 555 0166 "
+    assert record.other_mobile == ("+1 425 555 0100", " ", "+1\t425")
     assert _drift.ad_user_from_entry(_entry(uuid.uuid4(), uac="512", mobile=["+1 1"])).enabled is True
 
 
@@ -108,7 +109,7 @@ def test_read_entra_users_asks_for_synced_users_only_with_the_needed_properties(
                         "mobilePhone": "", "onPremisesImmutableId": "QUJD", "onPremisesSecurityIdentifier": "S-1-5-21-1-2-3-4",
                         "onPremisesDistinguishedName": "CN=a"}])
     users = list(_drift.read_entra_users(graph))
-    assert users == [_drift.EntraUser("1", "a@lab.onmicrosoft.com", "a@contoso.example", None, "QUJD", "S-1-5-21-1-2-3-4", "CN=a")]
+    assert users == [_drift.EntraUser("1", "a@lab.onmicrosoft.com", "a@contoso.example", "", "QUJD", "S-1-5-21-1-2-3-4", "CN=a")]
     path, params, headers = graph.calls[0]
     assert path == "users" and headers is None  # a plain filter: no advanced query needed
     assert params == {"$filter": "onPremisesSyncEnabled eq true", "$top": "999", "$select": ",".join(_drift.ENTRA_SELECT)}
@@ -214,64 +215,73 @@ def test_user_whose_cloud_upn_differs_is_paired_by_anchor():
         ("in_sync", "anchor", "jdoe@contoso.example", "jdoe@lab.onmicrosoft.com")
 
 
-def test_upn_pairing_uses_the_on_premises_upn_and_is_case_insensitive():
+def by_upn(drift):
+    return {row.UserPrincipalName: row for row in drift.rows}
+
+
+def test_sid_and_upn_never_pair_they_only_hint():
+    """An anchor changed after the sync: the sync engine would create a new cloud user and delete the old one."""
     user = ad("jdoe", "+1", upn="JDoe@Contoso.example")
-    cloud = entra(user, "+2", anchor="other-anchor", sid="S-1-5-21-9-9-9-9", upn="jdoe@lab.onmicrosoft.com", onprem_upn="jdoe@contoso.example")
-    row, = _drift.pair_and_classify([user], [cloud]).rows
-    assert (row.Class, row.MatchedBy) == ("value_differs", "upn")
-    assert "onPremisesImmutableId differs" in row.Note and user.anchor in row.Note
+    old = entra(user, "+2", anchor="old-anchor", upn="jdoe@lab.onmicrosoft.com", onprem_upn="jdoe@contoso.example", entra_id="e-old")
+    drift = _drift.pair_and_classify([user], [old])
+    assert drift.counts == {"in_sync": 0, "format_differs": 0, "value_differs": 0, "only_in_ad": 1, "only_in_entra": 1, "ambiguous": 0}
+    ad_row = next(row for row in drift.rows if row.Class == "only_in_ad")
+    cloud_row = next(row for row in drift.rows if row.Class == "only_in_entra")
+    assert (ad_row.MatchedBy, ad_row.HintMatchedBy, ad_row.HintUserPrincipalName, ad_row.HintId) == \
+        ("", "sid,upn", "jdoe@lab.onmicrosoft.com", "e-old")
+    assert (cloud_row.HintMatchedBy, cloud_row.HintUserPrincipalName, cloud_row.HintId) == ("sid,upn", user.upn, user.guid)
+    assert cloud_row.MobileInEntra == "+2" and "anchor changed" in cloud_row.Note
 
 
-def test_match_order_decides_the_keys_used():
-    user = ad("jdoe", "+1")
-    cloud = entra(user, "+1", anchor="rewritten", upn="x@lab.onmicrosoft.com", onprem_upn="x@lab.test")
-    assert classes(_drift.pair_and_classify([user], [cloud], match_order=["anchor"])) == {("jdoe@lab.test", "only_in_ad"),
-                                                                                          ("x@lab.test", "only_in_entra")}
-    row, = _drift.pair_and_classify([user], [cloud], match_order=["upn", "sid"], include_in_sync=True).rows
-    assert (row.Class, row.MatchedBy) == ("in_sync", "sid")
-
-
-def test_keys_pointing_at_different_users_are_ambiguous():
+def test_a_live_user_sharing_a_sid_with_a_departed_object_stays_paired_and_the_departed_object_gets_its_row():
     live, departed = ad("live", "+1"), ad("departed", "+2")
-    live_cloud = entra(live, "+1")
-    stale = entra(departed, "+2", sid=live.sid)  # a deleted user's object still carries the SID of a live one
-    drift = _drift.pair_and_classify([live], [live_cloud, stale])
-    row, = drift.rows
-    assert (row.Class, row.UserPrincipalName) == ("ambiguous", "live@lab.test")
-    assert "departed@lab.test" in row.Note and "live@lab.test" in row.Note
-    assert drift.counts["only_in_entra"] == 0  # both candidates are named in the ambiguous row
+    stale = entra(departed, "+2", sid=live.sid)
+    drift = _drift.pair_and_classify([live], [entra(live, "+9"), stale])
+    rows = by_upn(drift)
+    assert rows["live@lab.test"].Class == "value_differs"
+    assert (rows["departed@lab.test"].Class, rows["departed@lab.test"].HintMatchedBy) == ("only_in_entra", "sid")
+    assert rows["departed@lab.test"].HintUserPrincipalName == "live@lab.test"
 
 
-def test_one_key_matching_several_is_ambiguous_even_if_alone():
+def test_a_user_renamed_to_a_departed_users_upn_keeps_its_real_difference():
+    renamed = ad("renamed", "+1", upn="departed@lab.test")
+    departed = ad("departed", "+3")
+    drift = _drift.pair_and_classify([renamed], [entra(renamed, "+2", upn="renamed@lab.test", onprem_upn="renamed@lab.test"),
+                                                 entra(departed, "+3")])
+    classes_seen = sorted((row.Class, row.EntraId) for row in drift.rows)
+    assert classes_seen == [("value_differs", "id-renamed"), ("only_in_entra", "id-departed")] or \
+        classes_seen == [("only_in_entra", "id-departed"), ("value_differs", "id-renamed")]
+    departed_row = next(row for row in drift.rows if row.Class == "only_in_entra")
+    assert (departed_row.HintMatchedBy, departed_row.HintId) == ("upn", renamed.guid)
+
+
+def test_every_ad_user_claiming_one_anchor_is_ambiguous_with_the_cloud_object():
+    owner = ad("owner", "+1")
+    claimer = ad("claimer", "+5", anchor=owner.anchor)  # its mS-DS-ConsistencyGuid copied from the owner's anchor
+    claimer_cloud = entra(claimer, "+6", anchor="claimer-old-anchor")
+    drift = _drift.pair_and_classify([owner, claimer], [entra(owner, "+2"), claimer_cloud])
+    rows = by_upn(drift)
+    assert rows["owner@lab.test"].Class == rows["claimer@lab.test"].Class == "ambiguous"
+    assert rows["owner@lab.test"].EntraId == rows["claimer@lab.test"].EntraId == "id-owner"
+    assert rows["owner@lab.test"].MobileInEntra == "+2"
+    # The claimer's own cloud object is reported too, hinted by its SID and UPN.
+    orphan = next(row for row in drift.rows if row.Class == "only_in_entra")
+    assert (orphan.EntraId, orphan.MobileInEntra, orphan.HintMatchedBy) == ("id-claimer", "+6", "sid,upn")
+
+
+def test_two_cloud_objects_with_one_anchor_are_ambiguous():
     user = ad("jdoe", "+1")
-    first = entra(user, "+1", anchor="a1", sid="S-1-5-21-9-9-9-1", entra_id="e1")
-    second = entra(user, "+1", anchor="a2", sid="S-1-5-21-9-9-9-2", entra_id="e2")
-    drift = _drift.pair_and_classify([user], [first, second], match_order=["upn"])
-    assert [row.Class for row in drift.rows] == ["ambiguous"]
-
-
-def test_the_claim_by_the_earlier_key_wins_an_entra_user():
-    renamed = ad("renamed", "+1", upn="new@lab.test")
-    newcomer = ad("newcomer", "+2", upn="old@lab.test")
-    cloud = entra(renamed, "+1", upn="old@lab.test", onprem_upn="old@lab.test")
-    drift = _drift.pair_and_classify([newcomer, renamed], [cloud], include_in_sync=True)
-    assert classes(drift) == {("new@lab.test", "in_sync"), ("old@lab.test", "ambiguous")}
-    loser = next(row for row in drift.rows if row.Class == "ambiguous")
-    assert renamed.dn in loser.Note and "by anchor" in loser.Note
-
-
-def test_two_equal_claims_make_both_ambiguous_and_hide_the_entra_user():
-    one, two = ad("one", "+1", upn="same@lab.test"), ad("two", "+1", upn="same@lab.test")
-    cloud = entra(one, "+1", anchor="x", sid="S-1-5-21-9-9-9-3")
-    drift = _drift.pair_and_classify([one, two], [cloud])
-    assert [row.Class for row in drift.rows] == ["ambiguous", "ambiguous"]
+    drift = _drift.pair_and_classify([user], [entra(user, "+1", entra_id="e1"), entra(user, "+2", entra_id="e2")])
+    row, = drift.rows
+    assert row.Class == "ambiguous" and "e1" in row.Note and "e2" in row.Note
     assert drift.counts["only_in_entra"] == 0
 
 
-@pytest.mark.parametrize("order", [[], ["anchor", "anchor"], ["mail"]])
-def test_bad_match_order_is_refused(order):
-    with pytest.raises(InvalidInput, match="match_order"):
-        _drift.pair_and_classify([], [], match_order=order)
+def test_unicode_digits_are_a_format_difference():
+    arabic, fullwidth = ad("arabic", "+\u0661 \u0664\u0662\u0665 \u0665\u0665\u0665 \u0660\u0661\u0660\u0660"), \
+        ad("fullwidth", "\uff0b\uff11 \uff14\uff12\uff15 \uff15\uff15\uff15 \uff10\uff11\uff10\uff11")
+    drift = _drift.pair_and_classify([arabic, fullwidth], [entra(arabic, "+14255550100"), entra(fullwidth, "+14255550101")])
+    assert {row.Class for row in drift.rows} == {"format_differs"}
 
 
 def test_rows_are_sorted_by_class_then_upn():

@@ -270,5 +270,5 @@ def test_ad_view_is_the_record_a_backup_keeps():
              "samaccountname": ["a"], "mobile": [" +1 425 "], "othermobile": ["+2", " "]}
     view = _user_phone.ad_view(entry)
     assert view == {"dn": "CN=A,DC=lab,DC=test", "object_guid": str(guid), "user_principal_name": "a@lab.test", "sam_account_name": "a",
-                    "immutable_id": base64.b64encode(guid.bytes_le).decode(), "mobile": "+1 425", "other_mobile": ["+2"]}
+                    "immutable_id": base64.b64encode(guid.bytes_le).decode(), "mobile": " +1 425 ", "other_mobile": ["+2", " "]}
     assert tuple(view) == _backup.AD_KEYS

@@ -27,6 +27,7 @@ class FakeADClient:
     """AD now: ann's number changed since the backup, bob is unchanged, gone was deleted."""
 
     instances = []
+    now = None  # {guid: (dn, mobile list, otherMobile list)} to replace the default directory
 
     def __init__(self, params):
         self.base_dn = DOMAIN
@@ -43,8 +44,11 @@ class FakeADClient:
     def resolve_users(self, identities, attributes):
         self.lookups.append(list(identities))
         assert "mobile" in attributes and "otherMobile" in attributes
+        if FakeADClient.now is not None:
+            return {identity: {"dn": FakeADClient.now[identity][0], "mobile": FakeADClient.now[identity][1],
+                               "othermobile": FakeADClient.now[identity][2]} for identity in identities}
         now = {guid("ann"): "+1 999", guid("bob"): "+1 206"}
-        return {identity: {"dn": "CN=%s" % identity, "mobile": [now[identity]], "othermobile": []} if identity in now
+        return {identity: {"dn": "CN=%s,OU=Sync,DC=lab,DC=test" % identity, "mobile": [now[identity]], "othermobile": []} if identity in now
                 else IdentityNotFound("No AD user matches %r." % identity) for identity in identities}
 
     def modify(self, dn, changes, **_hint):
@@ -65,6 +69,7 @@ def backup_path(tmp_path):
 def sign_ins(monkeypatch):
     calls = []
     FakeADClient.instances = []
+    FakeADClient.now = None
     monkeypatch.delenv("AZURE_TENANT_ID", raising=False)
     monkeypatch.setattr(phone_restore, "ADClient", FakeADClient)
     monkeypatch.setattr(phone_restore, "graph_client_from_module", lambda module: calls.append(module) or FakeGraph())
@@ -83,7 +88,7 @@ def test_restore_looks_each_user_up_once_and_does_not_sign_in_with_a_tenant_id(b
     assert sign_ins == []
     ad = FakeADClient.instances[0]
     assert len(ad.lookups) == 1 and sorted(ad.lookups[0]) == sorted([guid("ann"), guid("bob"), guid("gone")])
-    assert ad.modified == [("CN=" + guid("ann"), {"mobile": ("replace", ["+1 425"])})]
+    assert ad.modified == [("CN=%s,OU=Sync,DC=lab,DC=test" % guid("ann"), {"mobile": ("replace", ["+1 425"])})]
     assert result["counts"] == {"total": 2, "changed": 1, "unchanged": 1, "failed": 0, "missing": 1}
     assert result["missing"] == [{"dn": "CN=gone,OU=Sync,DC=lab,DC=test", "object_guid": guid("gone")}]
     assert [user["identity"] for user in result["users"]] == [guid("ann")]
@@ -94,3 +99,31 @@ def test_without_a_tenant_id_the_sign_in_gives_it(backup_path, sign_ins, capsys)
     code, result = run({"backup_path": backup_path, "access_token": "x", "ad_server": "dc1"}, capsys)
     assert code == 0, result
     assert len(sign_ins) == 1 and result["tenant_id"] == TENANT
+
+
+def test_odd_values_are_restored_byte_for_byte_and_never_block_the_others(tmp_path, sign_ins, capsys):
+    odd = {"space": ("+1 206 555 0166 ", ()), "blank": (" ", ()), "tab": ("+1 206\t555 0177", ("+1\n2", " x "))}
+    users = [_drift.ADUser(dn="CN=%s,OU=Sync,DC=lab,DC=test" % name, upn=name, sam=name, guid=guid(name), anchor="a-" + name,
+                           sid=None, mobile=mobile, other_mobile=other, enabled=True) for name, (mobile, other) in odd.items()]
+    path = _backup.write(str(tmp_path), _backup.build(TENANT, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, users, []))
+    assert _backup.load(path)["ad_users"][0]["mobile"] == "+1 206 555 0166 "  # kept as AD held it
+    FakeADClient.now = {guid(name): ("CN=%s,OU=Sync,DC=lab,DC=test" % name, ["+1 cloud"], []) for name in odd}
+    code, result = run({"backup_path": path, "tenant_id": TENANT, "ad_server": "dc1"}, capsys)
+    assert code == 0, result
+    written = dict(FakeADClient.instances[0].modified)
+    assert written["CN=space,OU=Sync,DC=lab,DC=test"] == {"mobile": ("replace", ["+1 206 555 0166 "])}
+    assert written["CN=blank,OU=Sync,DC=lab,DC=test"] == {"mobile": ("replace", [" "])}
+    assert written["CN=tab,OU=Sync,DC=lab,DC=test"] == {"mobile": ("replace", ["+1 206\t555 0177"]),
+                                                        "otherMobile": ("replace", ["+1\n2", " x "])}
+    assert result["counts"]["changed"] == 3
+
+
+def test_a_user_moved_out_of_the_backups_search_bases_is_not_written(backup_path, sign_ins, capsys):
+    FakeADClient.now = {guid("ann"): ("CN=ann,OU=Elsewhere,DC=lab,DC=test", ["+1 999"], []),
+                        guid("bob"): ("CN=bob,OU=Sync,DC=lab,DC=test", ["+1 999"], []),
+                        guid("gone"): ("CN=gone,OU=Sync,DC=lab,DC=test", ["+1 312"], [])}
+    code, result = run({"backup_path": backup_path, "tenant_id": TENANT, "ad_server": "dc1"}, capsys)
+    assert code == 1
+    assert [dn for dn, _changes in FakeADClient.instances[0].modified] == ["CN=bob,OU=Sync,DC=lab,DC=test"]
+    failed = [user for user in result["users"] if user["error"]]
+    assert len(failed) == 1 and "outside the backup's search bases" in failed[0]["error"]

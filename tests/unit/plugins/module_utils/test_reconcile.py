@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _drift
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
-from ansible_collections.entraid.dirsync.plugins.modules import phone_reconcile
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _reconcile
 
 PARAMS = dict(clear_when_cloud_empty=False, include_format_differences=False, exclude_upns=[], exclude_ous=[], exclude_groups=[])
 
@@ -42,11 +42,11 @@ def population():
     ad_users.append(only_ad)
     orphan = ad("departed", None)
     entra_users.append(entra(orphan, "+1 202 555 0199"))
-    return _drift.pair_and_classify(ad_users, entra_users, ["anchor"]).rows
+    return _drift.pair_and_classify(ad_users, entra_users).rows
 
 
 def plan(**params):
-    return phone_reconcile.plan(population(), phone_reconcile.make_policy(dict(PARAMS, **params)), params.pop("excluded", frozenset()))
+    return _reconcile.plan(population(), _reconcile.make_policy(dict(PARAMS, **params)), params.pop("excluded", frozenset()))
 
 
 def names(items):
@@ -95,7 +95,7 @@ def test_an_excluded_user_is_reported_as_excluded_even_when_also_format_only():
     ("OU=Sales,DC=lab,DC=test", "OU=Sales,DC=lab,DC=test", True),
 ])
 def test_ou_membership_is_a_dn_suffix_on_rdn_boundaries(dn, ou, inside):
-    assert phone_reconcile.in_ou(dn, ou) is inside
+    assert _backup.in_container(dn, ou) is inside
 
 
 def backup_of(changes, **overrides):
@@ -104,7 +104,7 @@ def backup_of(changes, **overrides):
 
 def test_a_backup_holding_every_user_with_the_current_numbers_passes():
     changes, _skipped = plan()
-    phone_reconcile.check_backup(changes, backup_of(changes), "/b.json")
+    _reconcile.check_backup(changes, backup_of(changes), "/b.json")
 
 
 def test_a_backup_missing_a_user_is_refused_naming_the_user():
@@ -112,7 +112,7 @@ def test_a_backup_missing_a_user_is_refused_naming_the_user():
     backup = backup_of(changes)
     del backup[str(uuid.uuid5(uuid.NAMESPACE_DNS, "newer"))]
     with pytest.raises(InvalidInput, match=r"/b.json does not cover.*1 user\(s\) are not in it: newer@lab.test.*Nothing was changed") as caught:
-        phone_reconcile.check_backup(changes, backup, "/b.json")
+        _reconcile.check_backup(changes, backup, "/b.json")
     assert len(caught.value.details["missing"]) == 1
 
 
@@ -120,7 +120,7 @@ def test_a_backup_older_than_the_current_ad_number_is_refused():
     changes, _skipped = plan()
     backup = backup_of(changes, **{"renamed@lab.test": "+1 415 555 0000"})
     with pytest.raises(InvalidInput, match=r"another mobile number in AD than in the backup: renamed@lab.test .*'\+1 415 555 0000' in the backup"):
-        phone_reconcile.check_backup(changes, backup, "/b.json")
+        _reconcile.check_backup(changes, backup, "/b.json")
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -145,10 +145,10 @@ def written(cloud_numbers, check_mode=False):
         user = ad(name, "+1 000")._replace(other_mobile=("+9",))
         ad_users.append(user)
         entra_users.append(entra(user, cloud))
-    rows = _drift.pair_and_classify(ad_users, entra_users, ["anchor"]).rows
-    changes, _skipped = phone_reconcile.plan(rows, phone_reconcile.make_policy(PARAMS))
+    rows = _drift.pair_and_classify(ad_users, entra_users).rows
+    changes, _skipped = _reconcile.plan(rows, _reconcile.make_policy(PARAMS))
     fake = FakeAD()
-    return fake, changes, phone_reconcile.write_cloud_numbers(fake, changes, rows, check_mode=check_mode)
+    return fake, changes, _reconcile.write_cloud_numbers(fake, changes, rows, check_mode=check_mode)
 
 
 def test_users_are_written_from_the_values_the_comparison_read():
@@ -180,3 +180,64 @@ def test_a_cloud_number_ad_cannot_take_fails_that_user_only(cloud, words):
     # Nothing about a users option the task does not have, nor YAML quoting.
     assert "users[" not in bad["error"] and "YAML" not in bad["error"]
     assert results[0]["changed"] is True and results[2]["changed"] is True
+
+
+# -- accounting: every cloud number the full sync would overwrite or delete ends in exactly one place ----------------
+
+def account(rows, changes=None, skipped=None, failed=(), **kwargs):
+    policy = _reconcile.make_policy(PARAMS)
+    if changes is None:
+        changes, skipped = _reconcile.plan(rows, policy)
+    results = [{"error": "refused" if change["user_principal_name"].split("@")[0] in failed else None} for change in changes]
+    return _reconcile.account(rows, changes, skipped, results, **kwargs)
+
+
+def test_every_cloud_number_at_risk_is_written_skipped_or_unresolved():
+    rows = population()
+    result = account(rows)
+    counts = result["counts"]
+    # At risk: newer, adempty, format, renamed, contractor (paired, numbers differ) and departed (only in Entra ID).
+    # cloudempty has no cloud number to lose; same is in sync; pending has no cloud object.
+    assert counts["at_risk"] == 6
+    assert counts["at_risk"] == counts["written"] + counts["skipped"] + counts["unresolved"]
+    assert (counts["written"], counts["skipped"], counts["unresolved"]) == (4, 1, 1)
+    assert [(item["user_principal_name"], item["reason"]) for item in result["not_carried"]] == \
+        [("format@lab.test", "format_only"), ("departed@lab.test", "only_in_entra")]
+    unresolved, = result["unresolved"]
+    assert (unresolved["entra_id"], unresolved["mobile_in_entra"], unresolved["acknowledged"]) == ("id-departed", "+1 202 555 0199", False)
+    assert (counts["acknowledged"], counts["unacknowledged"]) == (0, 1)
+
+
+@pytest.mark.parametrize("acknowledge, accept_all, acknowledged", [
+    (["DEPARTED@lab.test"], False, True), (["id-departed"], False, True), (["someone@lab.test"], False, False), ([], True, True)])
+def test_unresolved_numbers_are_acknowledged_by_upn_id_or_all(acknowledge, accept_all, acknowledged):
+    result = account(population(), acknowledge=acknowledge, accept_all=accept_all)
+    assert result["unresolved"][0]["acknowledged"] is acknowledged
+    assert result["counts"]["unacknowledged"] == (0 if acknowledged else 1)
+
+
+def test_a_failed_write_is_unresolved():
+    result = account(population(), failed=("newer",))
+    assert ("newer@lab.test", "write_failed") in [(item["user_principal_name"], item["reason"]) for item in result["unresolved"]]
+    assert result["counts"]["written"] == 3
+
+
+def test_ambiguous_and_hinted_users_are_unresolved_once_per_cloud_object():
+    owner, claimer = ad("owner", "+1 1"), ad("claimer", "+1 5")
+    claimer = claimer._replace(anchor=owner.anchor)
+    changed = ad("changed", "+1 7")
+    old_cloud = entra(changed, "+1 8")._replace(immutable_id="old-anchor")
+    rows = _drift.pair_and_classify([owner, claimer, changed], [entra(owner, "+1 2"), old_cloud]).rows
+    result = account(rows)
+    assert sorted((item["entra_id"], item["reason"]) for item in result["unresolved"]) == [
+        ("id-changed", "hinted"), ("id-owner", "ambiguous")]
+    assert result["counts"]["written"] == 0
+
+
+def test_the_backup_must_keep_every_cloud_number_at_risk():
+    rows = population()
+    keeps = [{"id": row.EntraId, "mobile": row.MobileInEntra} for row in rows if row.EntraId]
+    _reconcile.check_backup_keeps(rows, keeps, "/b.json")
+    lacking = [record for record in keeps if record["id"] != "id-departed"]
+    with pytest.raises(_backup.BackupRefused, match="departed@lab.test"):
+        _reconcile.check_backup_keeps(rows, lacking, "/b.json")
