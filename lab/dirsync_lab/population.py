@@ -11,7 +11,7 @@ import random
 import uuid
 
 # Bump when the generated population changes shape: it invalidates cached snapshots.
-POPULATION_VERSION = 1
+POPULATION_VERSION = 2
 
 REALM = "LAB.TEST"
 DOMAIN = "lab.test"
@@ -187,4 +187,56 @@ def tenant_scenarios(synced_users, count, seed):
             "mobilePhone": random_number(rng, style=1) if rng.random() < 0.6 else None,
             "accountEnabled": True,
         })
-    return {"overrides": overrides, "pending": pending, "orphans": orphans, "cloud_only": cloud_only}
+    used = {u["onPremisesImmutableId"] for u in users[:cursor]} | {twin["onPremisesImmutableId"]}
+    edges = edge_cases([u for u in users if u["onPremisesImmutableId"] not in used], orphans)
+    return {"overrides": overrides + edges["overrides"], "pending": pending, "orphans": orphans, "cloud_only": cloud_only,
+            "edge_cases": edges["ad_changes"]}
+
+
+ARABIC_INDIC = {ord(str(digit)): chr(0x0660 + digit) for digit in range(10)}
+FULLWIDTH = {ord(char): chr(ord(char) + 0xFEE0) for char in "+0123456789"}
+
+
+def edge_cases(candidates, orphans):
+    """Cases real tenants have that a sync cannot explain, applied to AD (and the tenant) after the first cycle.
+
+    ``candidates``: synced users (emulator state dicts) not used by other scenarios, in a deterministic order.
+    Returns ``{"ad_changes": [{"case", "dn", "changes": {attribute: value or None or bytes}}], "overrides": [...]}``:
+
+    - duplicate_anchor: an AD user's mS-DS-ConsistencyGuid set to another synced user's anchor (two AD users claim
+      one cloud object; its own cloud object is left without an AD anchor);
+    - changed_anchor: an AD user's mS-DS-ConsistencyGuid changed after it was synchronized;
+    - renamed_to_departed_upn: an AD user renamed to a departed user's UPN, whose cloud number was edited in the cloud;
+    - arabic_digits / fullwidth_digits: the same number as the cloud's, in other digits;
+    - trailing_space / blank / control_characters: AD values with a trailing space, a lone space, a tab and a newline.
+    """
+    pool = [user for user in candidates if user.get("mobilePhone") and not user["mobilePhone"].startswith("(")]
+    names = ("duplicate_owner", "duplicate_anchor", "changed_anchor", "renamed_to_departed_upn", "arabic_digits",
+             "fullwidth_digits", "trailing_space", "blank", "control_characters")
+    if len(pool) < len(names):
+        return {"ad_changes": [], "overrides": []}
+    picked = dict(zip(names, pool))
+    changes, overrides = [], []
+
+    def change(case, user, **attributes):
+        changes.append({"case": case, "dn": user["onPremisesDistinguishedName"], "changes": attributes})
+
+    owner = picked["duplicate_owner"]
+    change("duplicate_anchor", picked["duplicate_anchor"],
+           **{"mS-DS-ConsistencyGuid": base64.b64decode(owner["onPremisesImmutableId"])})
+    changed = uuid.UUID(bytes=hashlib.sha256(picked["changed_anchor"]["onPremisesImmutableId"].encode()).digest()[:16], version=4)
+    change("changed_anchor", picked["changed_anchor"], **{"mS-DS-ConsistencyGuid": changed.bytes_le})
+    renamed = picked["renamed_to_departed_upn"]
+    change("renamed_to_departed_upn", renamed, userPrincipalName=orphans[-1]["userPrincipalName"])
+    overrides.append({"onPremisesImmutableId": renamed["onPremisesImmutableId"], "mobilePhone": "+1 425 555 0142"})
+    number = picked["arabic_digits"]["mobilePhone"]
+    change("arabic_digits", picked["arabic_digits"], mobile=number.translate(ARABIC_INDIC))
+    number = picked["fullwidth_digits"]["mobilePhone"]
+    change("fullwidth_digits", picked["fullwidth_digits"], mobile=number.translate(FULLWIDTH))
+    change("trailing_space", picked["trailing_space"], mobile=picked["trailing_space"]["mobilePhone"] + " ")
+    change("blank", picked["blank"], mobile=" ")
+    number = picked["control_characters"]["mobilePhone"]
+    change("control_characters", picked["control_characters"],
+           mobile=number.replace(" ", "\t", 1) if " " in number else number[:2] + "\t" + number[2:],
+           otherMobile=["+1 206 555 0100\n", "+1 206 555 0101"])
+    return {"ad_changes": changes, "overrides": overrides}

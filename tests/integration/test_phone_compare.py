@@ -1,14 +1,16 @@
 """phone_compare in real ansible-playbook runs against the lab.
 
-The expectation is derived from the lab itself: the tenant's synced users from the control API's
-state dump and the users of the sync scope from our own LDAP read, paired by anchor, SID or
-on-premises UPN. Nothing here changes AD or the tenant; fault rules are cleared after each test.
+The expectation is derived from the lab itself, independently of the collection's code: the tenant's synced users from
+the control API's state dump and the users of the sync scope from our own LDAP read, paired as the sync engines join
+them, by source anchor only. Nothing here changes AD or the tenant; fault rules are cleared after each test.
 """
 
 import base64
+import collections
 import json
 import re
 import ssl
+import unicodedata
 
 import ldap3
 import pytest
@@ -65,7 +67,7 @@ def ldap_users(lab):
                     "anchor": base64.b64encode(anchor).decode("ascii"),
                     "sid": sid_bytes_to_string(raw["objectSid"][0]),
                     "upn": raw["userPrincipalName"][0].decode("utf-8").lower() if raw.get("userPrincipalName") else None,
-                    "mobile": raw["mobile"][0].decode("utf-8").strip() if raw.get("mobile") else None,
+                    "mobile": raw["mobile"][0].decode("utf-8") if raw.get("mobile") else None,
                 }
     finally:
         connection.unbind()
@@ -78,47 +80,55 @@ def synced_users(control, lab):
 
 
 def _digits(number):
-    return re.sub(r"[^0-9+]", "", number)
+    """The digits of a number (any script's decimal digits, fullwidth included) and its "+", for a format-blind comparison."""
+    text = unicodedata.normalize("NFKC", number)
+    return "".join(str(unicodedata.digit(char)) if char.isdigit() else char for char in text if char.isdigit() or char == "+")
 
 
-def expected_classes(ad_users, entra_users):
-    """{("ad", dn) or ("entra", id): class} for every user, from the two directories' raw data."""
-    expected = {}
-    named = set()
-    for dn, user in ad_users.items():
-        partners = {entra["id"] for entra in entra_users
-                    if entra["onPremisesImmutableId"] == user["anchor"] or entra["onPremisesSecurityIdentifier"] == user["sid"]
-                    or (user["upn"] and (entra["onPremisesUserPrincipalName"] or "").lower() == user["upn"])}
-        named |= partners
-        if not partners:
-            expected[("ad", dn)] = "only_in_ad"
-        elif len(partners) > 1:
-            expected[("ad", dn)] = "ambiguous"
-        else:
-            cloud = next(entra for entra in entra_users if entra["id"] in partners)["mobilePhone"] or None
-            if user["mobile"] == (cloud.strip() if cloud else None):
-                expected[("ad", dn)] = "in_sync"
-            elif user["mobile"] and cloud and _digits(user["mobile"]) == _digits(cloud):
-                expected[("ad", dn)] = "format_differs"
-            else:
-                expected[("ad", dn)] = "value_differs"
+def _blank(value):
+    return value.strip() if value and value.strip() else None
+
+
+def expected_rows(ad_users, entra_users):
+    """{("ad", dn) or ("entra", id): (class, Entra id, AD mobile, Entra mobile)} for every user, paired by anchor alone."""
+    claims = collections.Counter(user["anchor"] for user in ad_users.values())
+    cloud = collections.defaultdict(list)
     for entra in entra_users:
-        if entra["id"] not in named:
-            expected[("entra", entra["id"])] = "only_in_entra"
+        cloud[entra["onPremisesImmutableId"]].append(entra)
+    expected, accounted = {}, set()
+    for dn, user in ad_users.items():
+        partners = cloud.get(user["anchor"], [])
+        accounted |= {entra["id"] for entra in partners}
+        ad_mobile, entra = _blank(user["mobile"]), partners[0] if len(partners) == 1 else None
+        entra_mobile = _blank(entra["mobilePhone"]) if entra else None
+        if claims[user["anchor"]] > 1 or len(partners) > 1:
+            cls = "ambiguous"
+        elif not partners:
+            cls = "only_in_ad"
+        elif ad_mobile == entra_mobile:
+            cls = "in_sync"
+        elif ad_mobile and entra_mobile and _digits(ad_mobile) == _digits(entra_mobile):
+            cls = "format_differs"
+        else:
+            cls = "value_differs"
+        expected[("ad", dn)] = (cls, entra["id"] if entra else None, user["mobile"], entra["mobilePhone"] if entra else None)
+    for entra in entra_users:
+        if entra["id"] not in accounted:
+            expected[("entra", entra["id"])] = ("only_in_entra", entra["id"], None, entra["mobilePhone"])
     return expected
 
 
-def reported_classes(report):
-    return {(("entra", row["EntraId"]) if row["Class"] == "only_in_entra" else ("ad", row["DistinguishedName"])): row["Class"]
-            for row in report["rows"]}
+def reported_rows(report):
+    return {(("entra", row["EntraId"]) if row["Class"] == "only_in_entra" else ("ad", row["DistinguishedName"])):
+            (row["Class"], row["EntraId"], row["MobileInAD"], row["MobileInEntra"]) for row in report["rows"]}
 
 
-def test_report_lists_exactly_the_users_the_lab_says_differ(compare, control, lab):
-    expected = expected_classes(ldap_users(lab), synced_users(control, lab))
+def test_report_agrees_user_by_user_with_an_independent_anchor_pairing(compare, control, lab):
+    expected = expected_rows(ldap_users(lab), synced_users(control, lab))
     result, report = compare()
-    differing = {key: cls for key, cls in expected.items() if cls != "in_sync"}
-    assert reported_classes(report) == differing
-    wanted_counts = {cls: list(expected.values()).count(cls) for cls in report["counts"]}
+    differing = {key: row for key, row in expected.items() if row[0] != "in_sync"}
+    assert reported_rows(report) == differing
+    wanted_counts = {cls: [row[0] for row in expected.values()].count(cls) for cls in report["counts"]}
     assert result["counts"] == report["counts"] == wanted_counts
     missing = [cls for cls in ("value_differs", "format_differs", "only_in_ad", "only_in_entra", "ambiguous") if not wanted_counts[cls]]
     assert not missing, "the seeded lab should have every class; none of %s" % missing
@@ -126,6 +136,39 @@ def test_report_lists_exactly_the_users_the_lab_says_differ(compare, control, la
     assert result["tenant_id"] == lab["tenant_id"] == report["tenant_id"]
     assert len(result["differences"]) == len(differing) and result["differences_truncated"] is False
     assert any("otherMobile" in note for note in report["notes"])
+
+
+EDGE_CLASSES = {"duplicate_anchor": "ambiguous", "changed_anchor": "only_in_ad", "renamed_to_departed_upn": "value_differs",
+                "arabic_digits": "format_differs", "fullwidth_digits": "format_differs", "trailing_space": "in_sync",
+                "blank": "value_differs", "control_characters": "format_differs"}
+
+
+def test_the_labs_edge_cases_are_reported_as_the_sync_engine_sees_them(compare, lab):
+    """The lab plants each case of issue 11; the report must show what the sync engine would do with each."""
+    cases = {case["case"]: case["dn"] for case in lab["edge_cases"]}
+    assert set(cases) == set(EDGE_CLASSES)
+    _result, report = compare(in_sync=True)
+    by_dn = collections.defaultdict(list)
+    for row in report["rows"]:
+        by_dn[row["DistinguishedName"]].append(row)
+    for case, cls in EDGE_CLASSES.items():
+        assert [row["Class"] for row in by_dn[cases[case]] if row["ObjectGUID"]] == [cls], (case, by_dn[cases[case]])
+    changed, = [row for row in by_dn[cases["changed_anchor"]] if row["ObjectGUID"]]
+    assert changed["HintMatchedBy"] == "sid,upn" and changed["HintId"]
+    old_object = next(row for row in report["rows"] if row["EntraId"] == changed["HintId"])
+    assert old_object["Class"] == "only_in_entra" and old_object["HintId"] == changed["ObjectGUID"]
+    duplicate, = [row for row in by_dn[cases["duplicate_anchor"]] if row["ObjectGUID"]]
+    owner = [row for row in report["rows"] if row["Class"] == "ambiguous" and row["EntraId"] == duplicate["EntraId"]]
+    assert len(owner) == 2 and duplicate["MobileInEntra"]
+    # The duplicate's own cloud object lost its AD anchor: it is reported, hinted by SID and UPN.
+    own, = [row for row in by_dn[cases["duplicate_anchor"]] if not row["ObjectGUID"]]
+    assert own["Class"] == "only_in_entra" and own["HintId"] == duplicate["ObjectGUID"]
+    renamed, = [row for row in by_dn[cases["renamed_to_departed_upn"]] if row["ObjectGUID"]]
+    departed = next(row for row in report["rows"] if row["Class"] == "only_in_entra"
+                    and row["UserPrincipalName"].lower() == renamed["UserPrincipalName"].lower())
+    assert departed["HintMatchedBy"] == "upn" and departed["HintId"] == renamed["ObjectGUID"]
+    spaced, = [row for row in by_dn[cases["trailing_space"]] if row["ObjectGUID"]]
+    assert spaced["MobileInAD"].endswith(" ")  # reported as AD holds it
 
 
 def test_users_whose_upn_differs_are_paired_by_anchor(compare, control, lab):
