@@ -50,18 +50,19 @@ class ActionModule(ActionBase):
                                "state are kept for. Nothing was changed.")
         pid = os.getppid()
         lock, state_path = _procedure.paths(directory, tenant)
+        # Bookkeeping on the controller, like the backup file: never a change of what the playbook manages.
         out = {"changed": False, "lock": lock, "state_path": state_path}
         if state == "locked":
             if check_mode:
                 return out
             taken = _procedure.acquire(directory, tenant, pid)
-            out.update(changed=True, holder=taken["holder"], stale=taken["stale"])
+            out.update(holder=taken["holder"], stale=taken["stale"])
             if taken["stale"]:
                 out["warnings"] = ["The procedure lock of tenant %s was left by a run that is gone (process %s on %s, since %s); "
                                    "it was taken over. That run was interrupted: this run resumes its procedure."
                                    % (tenant, taken["stale"].get("pid"), taken["stale"].get("host"), taken["stale"].get("since"))]
         elif state == "unlocked":
-            out["changed"] = not check_mode and _procedure.release(directory, tenant, pid)
+            out["released"] = not check_mode and _procedure.release(directory, tenant, pid)
         elif state == "started":
             if not params["backup_path"]:
                 raise InvalidInput("state=started needs backup_path: the backup this run took before writing anything.")
@@ -69,10 +70,9 @@ class ActionModule(ActionBase):
             resumed = record is not None
             if not record and not check_mode:
                 record, resumed = _procedure.begin(directory, tenant, params["backup_path"])
-                out["changed"] = True
             out.update(resumed=resumed, procedure=record,
                        undo_backup=record["first_backup"] if record else os.path.abspath(params["backup_path"]))
         else:
             record = None if check_mode else _procedure.finish(directory, tenant, state)
-            out.update(changed=record is not None, procedure=record)
+            out.update(procedure=record)
         return out

@@ -57,7 +57,8 @@ attributes:
   idempotent:
     support: full
     details:
-      - Taking a lock this run already holds, or recording a first backup again, changes nothing.
+      - Never reports a change. The lock and state are bookkeeping on the controller, like a backup file, not state the
+        playbook manages.
 """
 
 EXAMPLES = r"""
@@ -93,6 +94,10 @@ holder:
   description: With O(state=locked), who holds the lock now (host, pid, since).
   returned: when O(state=locked)
   type: dict
+released:
+  description: With O(state=unlocked), whether this run's lock was removed.
+  returned: when O(state=unlocked)
+  type: bool
 stale:
   description: The holder of a lock left by a run that is gone, which this run took over; null otherwise.
   returned: when O(state=locked)
