@@ -820,6 +820,11 @@ class GraphClient:
             module.warn("validate_certs=false: the TLS certificates of the identity platform and Graph are not checked. Use ca_bundle instead.")
         return cls.from_params(module.params, log=module.debug)
 
+    def sign_in(self):
+        """Get a token now (AuthError when the sign-in fails), before any request needs it."""
+        if self._token is None:
+            self._token = self._provider.get_token()
+
     @property
     def is_delegated(self):
         """True when calls act as a signed-in user (password, device code, or a token with scp)."""
