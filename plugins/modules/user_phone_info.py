@@ -19,7 +19,7 @@ description:
   - Replaces ADSyncTools' C(Get-ADSyncToolsDirSyncOverridesUser). Never changes anything.
   - A user missing on one side is reported in RV(users[].ad_error) or RV(users[].entra_error), not as a failure.
   - A directory named in O(directories) that cannot be read fails the task (a failed sign-in, Graph unavailable or
-    throttling after its retries, a missing permission, a lost AD connection): no user is then reported as missing.
+    throttling after its retries, a missing permission, a lost AD connection); no user is then reported as missing.
 author: entraid.dirsync contributors (@entraid)
 options:
   identities:
