@@ -29,6 +29,7 @@ def _remove(path):
     except OSError:
         pass  # already renamed away or never fully created; the original error is what matters
 
+
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISCHR, "a character device"),

@@ -353,7 +353,7 @@ def sign_in_fault_error(auth_method, url, status, result, gave_up, params):
     result = result or {}
     description = _first_line(result.get("error_description"))
     detail = "HTTP %s%s%s" % (status or "error", " " + result["error"] if result.get("error") else "",
-                                ": " + description if description else "")
+                              ": " + description if description else "")
     if status is None or status < 500:
         msg = ("The identity platform throttled the sign-in (auth_method=%s) at %s: %s; it still did %s. Wait and run again, "
                "sign in less often (fewer forks or tenants at once), or raise max_retries/request_deadline." % (auth_method, url, detail, gave_up))
