@@ -20,7 +20,7 @@ options:
     type: str
   ad_port:
     description:
-      - TCP port of the LDAP service.
+      - TCP port of the LDAP service, from V(1) to V(65535).
       - Defaults to V(636) with O(ad_tls_mode=ldaps) and V(389) otherwise.
       - If not set, the environment variable E(ENTRAID_AD_PORT) is used.
     type: int
@@ -79,7 +79,11 @@ options:
     default: false
   ad_connect_timeout:
     description:
-      - Seconds to wait for the TCP connection to the domain controller.
+      - Seconds to wait for the domain controller while connecting, at least V(1). It bounds the TCP connection and,
+        separately, each answer until the connection is set up (TLS handshake, StartTLS, bind, reading the RootDSE),
+        so a controller that accepts connections but stops answering fails within a few times this value.
+      - Once connected, each answer (for example a page of 1,000 users) is awaited up to six times this value
+        (60 seconds by default).
     type: int
     default: 10
 requirements:

@@ -125,19 +125,32 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for each HTTP response from the identity platform or Graph.
+      - Seconds to wait for each HTTP response from the identity platform or Graph (at least V(1)).
     type: int
     default: 30
   max_retries:
     description:
-      - How often a Graph request is retried when Graph throttles (HTTP 429), is unavailable (502, 503, 504)
-        or cannot be reached. Waits follow C(Retry-After) when Graph sends it, otherwise a jittered exponential
-        backoff from 1 to 60 seconds.
+      - How often a Graph request or a sign-in is retried when the service throttles (HTTP 429, or the identity
+        platform's AADSTS90033), is unavailable (502, 503, 504) or cannot be reached (refused or dropped
+        connections, timeouts). Waits follow C(Retry-After) when the service sends it, otherwise a jittered
+        exponential backoff from 1 to 60 seconds. V(0) never retries.
     type: int
     default: 5
+  request_deadline:
+    description:
+      - Seconds one Graph request or one sign-in may take in all, its retries and their waits (also those asked
+        for by C(Retry-After)) included. A retry whose wait would end past it is not made; the task fails at once,
+        naming the fault, instead of waiting. Each answer is also awaited at most until the deadline.
+      - Without it, O(max_retries) waits of a long C(Retry-After) (up to 300 seconds each) could hold one request
+        for 25 minutes.
+      - At least V(1).
+    type: int
+    default: 300
 notes:
   - Secrets (O(client_secret), O(client_certificate_password), O(password), O(access_token)) are never logged
     or returned. Prefer environment variables or Ansible Vault for them.
+  - One exception comes from ansible-core itself, not from this collection. With E(ANSIBLE_DEBUG=1) ansible-core prints
+    the arguments of every module, secrets included. Never use E(ANSIBLE_DEBUG) with real credentials, nor keep its output.
   - The permissions each module needs are listed in its documentation and in C(docs/sign-in.md) of the collection.
 requirements:
   - msal >= 1.28

@@ -14,7 +14,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import ssl
+import struct
 import traceback
 
 from ansible.module_utils.basic import env_fallback
@@ -30,6 +32,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils import _identity
 try:
     import ldap3
     from ldap3.core import exceptions as ldap3_exceptions
+    from ldap3.operation.search import parse_filter as _ldap3_parse_filter
 except ImportError:
     HAS_LDAP3 = False
     LDAP3_IMPORT_ERROR = traceback.format_exc()
@@ -70,6 +73,47 @@ _BIND_DATA_CODES = {
 REPLACE = "replace"
 ADD = "add"
 DELETE = "delete"
+
+# Answers to searches may take longer than setting up the connection: each is awaited this many times ad_connect_timeout.
+RECEIVE_TIMEOUT_FACTOR = 6
+
+# One simple item of a filter: attribute (or extensible match), operator, value (RFC 4515).
+_FILTER_ITEM = re.compile(r"\(([^()&|!][^()]*)\)")
+_ITEM_PARTS = re.compile(r"^(?P<attr>[^=~<>]*?)(?P<op>~=|>=|<=|=)(?P<value>.*)$", re.S)
+_ATTRIBUTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*$")
+_EXTENSIBLE = re.compile(r"^(?:(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*)?(?::dn)?(?::(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+))?:$")
+_BAD_ESCAPE = re.compile(r"\\(?![0-9A-Fa-f]{2})")
+
+
+def check_ldap_filter(ldap_filter, option="ldap_filter"):
+    """Refuse a malformed LDAP filter before anything connects (ldap3 would fail mid-search with a misleading error).
+
+    ``ldap_filter`` must be complete, with its outer parentheses.
+    """
+    def bad(reason):
+        return InvalidInput("%s %r is not a valid LDAP filter: %s. Give an LDAP filter such as (department=Sales) or "
+                            "(&(department=Sales)(!(title=Intern))); in values, write * ( ) \\ as \\2a \\28 \\29 \\5c."
+                            % (option, ldap_filter, reason))
+    for match in _FILTER_ITEM.finditer(ldap_filter):
+        parts = _ITEM_PARTS.match(match.group(1))
+        if not parts:
+            raise bad("%s has no comparison (attribute=value)" % match.group(0))
+        attribute = parts.group("attr")
+        if parts.group("op") == "=" and attribute.endswith(":"):
+            valid = _EXTENSIBLE.match(attribute) and attribute != ":"
+        else:
+            valid = _ATTRIBUTE.match(attribute)
+        if not valid:
+            raise bad("%s does not start with an attribute name" % match.group(0) if not attribute
+                      else "%r in %s is not an attribute name" % (attribute, match.group(0)))
+        if _BAD_ESCAPE.search(parts.group("value")):
+            raise bad("%s has a backslash not followed by two hexadecimal digits" % match.group(0))
+    if HAS_LDAP3:
+        try:
+            _ldap3_parse_filter(ldap_filter, None, auto_escape=False, auto_encode=False, validator=None, check_names=False)
+        except ldap3_exceptions.LDAPException as exc:
+            raise bad(str(exc)) from None
+    return ldap_filter
 
 
 def ad_argument_spec():
@@ -170,14 +214,24 @@ class ADClient:
                                self.params.get("ad_server"), self._port())
 
     def _port(self):
-        if self.params.get("ad_port"):
+        if self.params.get("ad_port") is not None:
             return self.params["ad_port"]
         return 636 if self.params.get("ad_tls_mode", "ldaps") == "ldaps" else 389
 
+    def _connect_timeout(self):
+        value = self.params.get("ad_connect_timeout")
+        return 10 if value is None else value
+
     def _check_params(self):
         params = self.params
-        if not params.get("ad_server"):
+        if not params.get("ad_server") or not params["ad_server"].strip():
             raise InvalidInput("No AD server given: set ad_server (or ENTRAID_AD_SERVER) to a domain controller's host name.")
+        port = params.get("ad_port")
+        if port is not None and not 1 <= port <= 65535:
+            raise InvalidInput("ad_port must be a TCP port from 1 to 65535, got %d. Leave it out for the default (636 for LDAPS, "
+                               "389 for StartTLS)." % port)
+        if self._connect_timeout() < 1:
+            raise InvalidInput("ad_connect_timeout must be a number of seconds of at least 1, got %d." % self._connect_timeout())
         if params.get("ad_auth_protocol", "simple") == "kerberos":
             if params.get("ad_password"):
                 raise InvalidInput(
@@ -228,6 +282,12 @@ class ADClient:
     def _connection_error(self, exc):
         text = str(exc)
         lowered = text.lower()
+        if "timed out" in lowered or isinstance(exc, socket.timeout):
+            # Checked first: a handshake that times out mentions ssl, but the certificate is not the cause.
+            return ADError(
+                "The domain controller at %s did not answer within %d seconds (ad_connect_timeout): %s. It accepted the connection "
+                "but stopped answering (overloaded, hung, or not an LDAP service on that port). Check ad_server and ad_port, or "
+                "raise ad_connect_timeout for a slow network." % (self._describe(), self._connect_timeout(), text))
         if isinstance(exc, ldap3_exceptions.LDAPCertificateError) or "doesn't match" in lowered:
             names = re.findall(r"'DNS', '([^']+)'", text) or re.findall(r"'commonName', '([^']+)'", text)
             return ADError(
@@ -268,11 +328,14 @@ class ADClient:
         if not HAS_LDAP3:
             raise ADError("The Python library ldap3 is required to talk to Active Directory: install it on the host "
                           "that runs the module (pip install ldap3).", exception=LDAP3_IMPORT_ERROR)
-        if self._conn is None:
+        opened = self._conn is None
+        if opened:
             self._check_params()
             self._conn = self._open()
         if self.base_dn is None:
             self.base_dn = self._read_naming_context()
+        if opened:
+            self._set_receive_timeout()
         return self
 
     def _open(self):
@@ -285,16 +348,18 @@ class ADClient:
             except ImportError as exc:
                 raise ADError("ad_auth_protocol=kerberos needs the Python package gssapi (and the system Kerberos "
                               "libraries) on the host that runs the module: pip install gssapi.") from exc
+        timeout = self._connect_timeout()
         server = ldap3.Server(
             params["ad_server"], port=self._port(), use_ssl=tls_mode == "ldaps",
             tls=self._tls() if tls_mode != "none" else None,
-            get_info=ldap3.NONE, connect_timeout=params.get("ad_connect_timeout") or 10)
+            get_info=ldap3.NONE, connect_timeout=timeout)
         options = dict(
             # SYNC: the pooled/restartable strategies add seconds per operation.
             client_strategy=ldap3.SYNC, auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False,
             # AD returns references to DNS partitions and Configuration; chasing them is slow and needless.
             auto_referrals=False, check_names=False, read_only=False,
-            receive_timeout=max(60, params.get("ad_connect_timeout") or 10),
+            # Until the connection is set up (TLS handshake, StartTLS, bind, RootDSE), each answer gets ad_connect_timeout.
+            receive_timeout=timeout,
         )
         if kerberos:
             options.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
@@ -303,17 +368,39 @@ class ADClient:
         conn = ldap3.Connection(server, **options)
         try:
             conn.open()
-            if tls_mode == "start_tls":
-                conn.start_tls()
+            if tls_mode == "start_tls" and not conn.start_tls():
+                raise ldap3_exceptions.LDAPStartTLSError("the domain controller refused StartTLS: %s" % _result_text(conn.result or {}))
             bound = conn.bind()
         except ldap3_exceptions.LDAPException as exc:
-            conn.unbind()
-            raise self._connection_error(exc) from exc
+            error = self._connection_error(exc)
+            # The socket may be half-closed by the failed handshake: an error from unbind must not hide the real cause.
+            self._discard(conn)
+            raise error from exc
         if not bound:
             error = self._bind_error(conn.result)
-            conn.unbind()
+            self._discard(conn)
             raise error
         return conn
+
+    @staticmethod
+    def _discard(conn):
+        try:
+            conn.unbind()
+        except (ldap3_exceptions.LDAPException, OSError):
+            pass  # the connection failed already; its error is the one to report
+
+    def _set_receive_timeout(self):
+        """Once connected, answers (large search pages) may take longer: RECEIVE_TIMEOUT_FACTOR times ad_connect_timeout."""
+        seconds = self._connect_timeout() * RECEIVE_TIMEOUT_FACTOR
+        self._conn.receive_timeout = seconds
+        sock = getattr(self._conn, "socket", None)
+        if sock is None:
+            return
+        try:
+            sock.settimeout(seconds)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, 0))
+        except (OSError, ValueError, struct.error):
+            pass  # the connection-time timeout stays, which is only stricter
 
     def _read_naming_context(self):
         result, entries = self._search("", "(objectClass=*)", ldap3.BASE, ["defaultNamingContext"])
@@ -338,7 +425,14 @@ class ADClient:
         """One search request -> (result dict, entries as dicts)."""
         try:
             self._conn.search(base, ldap_filter, search_scope=scope, attributes=list(attributes), **kwargs)
+        except ldap3_exceptions.LDAPInvalidFilterError as exc:
+            # Nothing was sent: the filter itself is wrong (options are checked earlier with check_ldap_filter).
+            raise InvalidInput("The LDAP filter %s is not valid (%s): nothing was searched. Correct the filter." % (ldap_filter, exc)) from exc
         except ldap3_exceptions.LDAPException as exc:
+            if "timed out" in str(exc).lower():
+                raise ADError("Searching %s under %r failed: the domain controller did not answer within %d seconds (%d times "
+                              "ad_connect_timeout). Run the task again; raise ad_connect_timeout if the controller is slow."
+                              % (ldap_filter, base, self._connect_timeout() * RECEIVE_TIMEOUT_FACTOR, RECEIVE_TIMEOUT_FACTOR)) from exc
             raise ADError("Searching %s under %r failed: %s. The connection to the domain controller may have been "
                           "lost; run the task again." % (ldap_filter, base, exc)) from exc
         requested = _requested_keys(attributes)

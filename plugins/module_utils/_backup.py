@@ -211,6 +211,9 @@ def load(path, tenant_id=None, ad_domain=None):
     """
     path = os.path.abspath(os.path.expanduser(path))
     hint = "Choose another backup file, or take a new backup with entraid.dirsync.phone_backup."
+    if os.path.lexists(path):
+        # Only a file nobody else can have written is trusted: the checksum has no key.
+        _files.check_private_file(path, "backup")
     try:
         with open(path, encoding="utf-8") as handle:
             document = json.load(handle)

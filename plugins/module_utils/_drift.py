@@ -76,7 +76,9 @@ def user_filter(ldap_filter=None):
     if depth != 0:
         raise InvalidInput("ldap_filter %r has unbalanced parentheses. Give an LDAP filter such as (department=Sales) or "
                            "(&(department=Sales)(!(title=Intern)))." % ldap_filter)
-    return "(&%s%s)" % (USER_FILTER, extra)
+    # Checked here, before anything connects: ldap3 would only fail mid-search, with a misleading message.
+    from ansible_collections.entraid.dirsync.plugins.module_utils._ad import check_ldap_filter  # pylint: disable=import-outside-toplevel
+    return check_ldap_filter("(&%s%s)" % (USER_FILTER, extra), "ldap_filter")
 
 
 def scope_argument_spec():

@@ -58,6 +58,10 @@ DELEGATED_METHODS = ("password", "device_code")
 RETRY_STATUSES = (429, 502, 503, 504)
 # A Retry-After beyond this is treated as this: a broken header must not hang a play for hours.
 MAX_RETRY_AFTER = 300.0
+# Seconds one request (to Graph, or one sign-in) may take in all, retries and their waits included.
+DEFAULT_REQUEST_DEADLINE = 300
+# The identity platform's "transient error, try again" (sent with 429, sometimes with 400).
+TRANSIENT_AADSTS = (90033,)
 REFRESHABLE_401_CODES = ("InvalidAuthenticationToken", "ExpiredAuthenticationToken")
 
 SIGN_IN_HINT = "run the entraid.dirsync.sign_in action (device code sign-in) with the same token_cache_path, client_id and tenant_id first"
@@ -108,7 +112,17 @@ def graph_argument_spec():
         validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["ENTRAID_VALIDATE_CERTS"])),
         timeout=dict(type="int", default=30),
         max_retries=dict(type="int", default=5),
+        request_deadline=dict(type="int", default=DEFAULT_REQUEST_DEADLINE),
     )
+
+
+def check_graph_params(params):
+    """Check the numeric connection options before anything connects (a negative timeout would surface as a network error)."""
+    for name, low, what in (("timeout", 1, "a number of seconds of at least 1"), ("max_retries", 0, "0 or more"),
+                            ("request_deadline", 1, "a number of seconds of at least 1")):
+        value = params.get(name)
+        if value is not None and value < low:
+            raise InvalidInput("%s must be %s, got %s." % (name, what, value))
 
 
 def _https_url(value, option):
@@ -200,6 +214,7 @@ def build_session(params):
     per-request ``verify=`` wins over them, so it is injected here (for msal too).
     """
     _require_libs("requests")
+    check_graph_params(params)
     verify = True
     if not params.get("validate_certs", True):
         verify = False
@@ -216,9 +231,14 @@ def build_session(params):
     def request(method, url, **kwargs):
         kwargs["verify"] = verify
         kwargs.setdefault("timeout", timeout)
-        return send(method, url, **kwargs)
+        session.last_response = None
+        # Kept so the sign-in retries can read the status and Retry-After that msal does not pass on.
+        session.last_response = send(method, url, **kwargs)
+        return session.last_response
 
     session.request = request
+    session.default_timeout = timeout
+    session.last_response = None
     return session
 
 
@@ -252,12 +272,139 @@ def auth_error_from_result(result, auth_method, params=None):
     return AuthError(_scrub(msg, _secrets(params or {})), error=result.get("error"), error_codes=codes)
 
 
-def sign_in_connection_error(exc, what, url, params):
+def sign_in_connection_error(exc, what, url, params, gave_up=None):
     hint = "Check the network, proxy settings and %s." % what
     if requests is not None and isinstance(exc, requests.exceptions.SSLError):
         hint = ("The TLS certificate of %s could not be verified: set ca_bundle (ENTRAID_CA_BUNDLE) to the PEM of the CA that "
                 "issued it (corporate TLS inspection proxies need their CA), or validate_certs=false only for tests." % url)
+    elif gave_up:
+        hint = "It failed on every attempt, %s. %s Raise max_retries/request_deadline/timeout if the network is slow." % (gave_up, hint)
     return AuthError(_scrub("Could not reach the identity platform at %s: %s. %s" % (url, exc, hint), _secrets(params)))
+
+
+class RetryPolicy:
+    """When to retry a call to the identity platform or Graph, how long to wait, and when to give up.
+
+    Shared by GraphClient and the sign-in providers: at most ``max_retries`` retries, waits from ``backoff`` or the
+    service's Retry-After, and never waiting past ``deadline`` seconds from the start of the request.
+    """
+
+    def __init__(self, max_retries=5, deadline=DEFAULT_REQUEST_DEADLINE, sleep=time.sleep, log=None, backoff=None, clock=time.monotonic):
+        self.max_retries = max_retries
+        self.deadline = deadline
+        self.sleep = sleep
+        self.log = log or (lambda message: None)
+        self.backoff = backoff or BackoffIterator()
+        self.clock = clock
+
+    @classmethod
+    def from_params(cls, params, **kwargs):
+        check_graph_params(params)
+        max_retries, deadline = params.get("max_retries"), params.get("request_deadline")
+        return cls(max_retries=5 if max_retries is None else max_retries,
+                   deadline=DEFAULT_REQUEST_DEADLINE if deadline is None else deadline, **kwargs)
+
+    def start(self):
+        """The retry state of one request."""
+        return RetryState(self)
+
+
+class RetryState:
+    """Retries of one request: ``wait(asked)`` sleeps before the next attempt, or returns False and sets ``gave_up``."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.started = policy.clock()
+        self.retries = 0
+        self.gave_up = None
+        self._delays = iter(policy.backoff)
+
+    def remaining(self):
+        return self.policy.deadline - (self.policy.clock() - self.started)
+
+    def wait(self, asked=None, what="request"):
+        """Sleep before retry number ``retries + 1`` (``asked``: the service's Retry-After); False when the policy says stop."""
+        policy = self.policy
+        if self.retries >= policy.max_retries:
+            self.gave_up = "after %d retries (max_retries)" % self.retries
+            return False
+        delay = next(self._delays)
+        if asked is not None:
+            delay = asked
+        if delay > self.remaining():
+            self.gave_up = ("after %d retries, and waiting %.1f s more%s would pass request_deadline (%d s)"
+                            % (self.retries, delay, " as Retry-After asks" if asked is not None else "", policy.deadline))
+            return False
+        self.retries += 1
+        policy.log("%s; retry %d in %.1fs" % (what, self.retries, delay))
+        policy.sleep(delay)
+        return True
+
+
+def _transient_sign_in(result, status):
+    """True when msal's error ``result`` (with the HTTP ``status`` it came with) is worth retrying."""
+    codes = (result or {}).get("error_codes") or []
+    return status in RETRY_STATUSES or (result or {}).get("error") == "temporarily_unavailable" or any(
+        code in TRANSIENT_AADSTS for code in codes)
+
+
+def sign_in_fault_error(auth_method, url, status, result, gave_up, params):
+    """The AuthError for a sign-in the identity platform kept refusing with a transient fault (429 or 5xx)."""
+    result = result or {}
+    description = _first_line(result.get("error_description"))
+    detail = "HTTP %s%s%s" % (status or "error", " " + result["error"] if result.get("error") else "",
+                              ": " + description if description else "")
+    if status is None or status < 500:
+        msg = ("The identity platform throttled the sign-in (auth_method=%s) at %s: %s; it still did %s. Wait and run again, "
+               "sign in less often (fewer forks or tenants at once), or raise max_retries/request_deadline." % (auth_method, url, detail, gave_up))
+    else:
+        msg = ("The identity platform was unavailable for the sign-in (auth_method=%s) at %s: %s; it still was %s. This is a "
+               "transient fault on Microsoft's side: wait and run again, or raise max_retries/request_deadline." % (auth_method, url, detail, gave_up))
+    return AuthError(_scrub(msg, _secrets(params)), status=status, error=result.get("error"), error_codes=result.get("error_codes") or [])
+
+
+def retry_sign_in(call, params, auth_method, session, retry, http_cache=None, url=None, what="authority_host"):
+    """Run ``call()`` (an msal call) with the retry policy of Graph calls; return its result.
+
+    Retried: connection errors and timeouts, HTTP 429 and 502/503/504 (msal raises MsalServiceError for 5xx and returns
+    429 as an error result), and AADSTS90033. msal answers an identical request from its own cache for a while after such
+    a fault (400 for 60 s, 429/5xx for Retry-After), so that cache (``http_cache``) is emptied before each retry: the
+    retry really reaches the service. Anything else (wrong secret...) is returned or raised at once.
+    """
+    url = url or resolve_endpoints(params)[0]
+    state = retry.start()
+    while True:
+        if http_cache is not None and state.retries:
+            http_cache.clear()
+        fault = None
+        session.last_response = None
+        try:
+            result = call()
+        except requests.exceptions.SSLError as exc:
+            raise sign_in_connection_error(exc, what, url, params) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            fault = exc
+            result = None
+        except msal.exceptions.MsalServiceError:
+            last = getattr(session, "last_response", None)
+            status = getattr(last, "status_code", None)
+            if status not in RETRY_STATUSES:
+                raise
+            result = {"error": None}
+        else:
+            last = getattr(session, "last_response", None)
+            status = getattr(last, "status_code", None)
+            if not isinstance(result, dict) or "access_token" in result or "error" not in result or not _transient_sign_in(result, status):
+                return result
+        last = getattr(session, "last_response", None)
+        status = None if fault is not None else getattr(last, "status_code", None)
+        asked = retry_after_seconds(last) if fault is None and last is not None else None
+        what = "Sign-in (auth_method=%s) at %s: %s" % (auth_method, url, type(fault).__name__ if fault is not None else "HTTP %s" % status)
+        if state.wait(asked, what):
+            continue
+        if fault is not None:
+            raise sign_in_connection_error(fault, what, url, params, gave_up=state.gave_up) from None
+        raise sign_in_fault_error(auth_method, url, status, result if result.get("error") else None, state.gave_up, params) from None
 
 
 def load_certificate_credential(path, password=None):
@@ -285,30 +432,36 @@ def load_certificate_credential(path, password=None):
     return {"private_key": pem.decode("ascii"), "thumbprint": thumbprint}
 
 
-def _app_kwargs(params, session, cache):
+def _app_kwargs(params, session, cache, http_cache=None):
     authority_host = resolve_endpoints(params)[0]
-    kwargs = dict(authority="%s/%s" % (authority_host, params["tenant_id"]), http_client=session, token_cache=cache)
+    kwargs = dict(authority="%s/%s" % (authority_host, params["tenant_id"]), http_client=session, token_cache=cache, http_cache=http_cache)
     if (params.get("cloud") or "global") == "custom":
         # Microsoft's instance discovery does not know a custom host (a sovereign stack or the lab).
         kwargs["instance_discovery"] = False
     return kwargs
 
 
-def _build_app(factory, params, session, cache, **extra):
-    kwargs = _app_kwargs(params, session, cache)
+def _build_app(factory, params, session, cache, retry=None, http_cache=None, auth_method=None, **extra):
+    """The msal application; its discovery of the authority (at construction) is retried like any sign-in call."""
+    if http_cache is None:
+        http_cache = {}
+    kwargs = _app_kwargs(params, session, cache, http_cache)
+    retry = retry or RetryPolicy.from_params(params)
     try:
-        return factory(params["client_id"], **dict(kwargs, **extra))
-    except (ValueError, requests.RequestException) as exc:
+        return retry_sign_in(lambda: factory(params["client_id"], **dict(kwargs, **extra)), params,
+                             auth_method or params.get("auth_method") or "auto", session, retry, http_cache,
+                             url=kwargs["authority"], what="authority_host/tenant_id")
+    except (ValueError, RuntimeError, requests.RequestException, msal.exceptions.MsalServiceError) as exc:
         raise sign_in_connection_error(exc, "authority_host/tenant_id", kwargs["authority"], params) from None
 
 
-def build_public_app(params, cache, session=None):
+def build_public_app(params, cache, session=None, retry=None, http_cache=None):
     """msal.PublicClientApplication for password/device code flows, honouring cloud, ca_bundle, validate_certs."""
     _require_libs("requests", "msal")
     missing = [name for name in ("tenant_id", "client_id") if not params.get(name)]
     if missing:
         raise InvalidInput("Sign-in needs %s (env AZURE_TENANT_ID / AZURE_CLIENT_ID)." % " and ".join(missing))
-    return _build_app(msal.PublicClientApplication, params, session or build_session(params), cache)
+    return _build_app(msal.PublicClientApplication, params, session or build_session(params), cache, retry=retry, http_cache=http_cache)
 
 
 def load_token_cache(path):
@@ -380,8 +533,15 @@ class TokenProvider:
     auth_method = None
     is_delegated = False
 
-    def __init__(self, params):
+    def __init__(self, params, session=None, retry=None):
         self.params = params
+        self._session = session
+        self.retry = retry or RetryPolicy.from_params(params)
+        # msal's own record of recent failures; emptied before a retry so that the retry reaches the service.
+        self._http_cache = {}
+
+    def _retrying(self, call):
+        return retry_sign_in(call, self.params, self.auth_method, self._session, self.retry, self._http_cache)
 
     @property
     def tenant_id(self):
@@ -401,8 +561,8 @@ class AccessTokenProvider(TokenProvider):
 
     auth_method = "access_token"
 
-    def __init__(self, params):
-        super().__init__(params)
+    def __init__(self, params, retry=None):
+        super().__init__(params, retry=retry)
         self._claims = decode_token_claims(params["access_token"])
 
     @property
@@ -424,23 +584,24 @@ class AccessTokenProvider(TokenProvider):
 class ConfidentialProvider(TokenProvider):
     """Client credentials (app-only) with a secret or a certificate."""
 
-    def __init__(self, params, session, auth_method):
-        super().__init__(params)
+    def __init__(self, params, session, auth_method, retry=None):
+        super().__init__(params, session, retry)
         self.auth_method = auth_method
         if auth_method == "client_secret":
             credential = params["client_secret"]
         else:
             credential = load_certificate_credential(params["client_certificate_path"], params.get("client_certificate_password"))
         self._scopes = graph_scopes(params)
-        self._app = _build_app(msal.ConfidentialClientApplication, params, session, None, client_credential=credential)
+        self._app = _build_app(msal.ConfidentialClientApplication, params, session, None, retry=self.retry, http_cache=self._http_cache,
+                               auth_method=auth_method, client_credential=credential)
 
     def get_token(self, force_refresh=False):
         if force_refresh:
             # acquire_token_for_client answers from its cache first; drop the rejected token.
             self._app.remove_tokens_for_client()
         try:
-            return self._checked(self._app.acquire_token_for_client(self._scopes))
-        except requests.RequestException as exc:
+            return self._checked(self._retrying(lambda: self._app.acquire_token_for_client(self._scopes)))
+        except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
             raise sign_in_connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
 
 
@@ -462,37 +623,39 @@ class PublicProvider(TokenProvider):
 
     is_delegated = True
 
-    def __init__(self, params, session, auth_method):
-        super().__init__(params)
+    def __init__(self, params, session, auth_method, retry=None):
+        super().__init__(params, session, retry)
         self.auth_method = auth_method
         self._cache_path = params.get("token_cache_path")
         self._cache = load_token_cache(self._cache_path) if self._cache_path else msal.SerializableTokenCache()
         self._scopes = graph_scopes(params)
-        self._app = build_public_app(params, self._cache, session)
+        self._app = build_public_app(params, self._cache, session, retry=self.retry, http_cache=self._http_cache)
 
     def _account(self):
         return cached_account(self._app, self.params.get("username"), self._cache_path)
 
     def get_token(self, force_refresh=False):
         try:
-            token = self._acquire(force_refresh)
-        except requests.RequestException as exc:
+            token = self._checked(self._retrying(lambda: self._acquire(force_refresh)))
+        except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
             raise sign_in_connection_error(exc, "authority_host", resolve_endpoints(self.params)[0], self.params) from None
         if self._cache_path:
             save_token_cache(self._cache, self._cache_path)
         return token
 
     def _acquire(self, force_refresh):
+        """msal's result: a token, or the error to judge (transient ones are retried by ``get_token``)."""
         account = self._account()
         result = None
         if account:
             result = self._app.acquire_token_silent_with_error(self._scopes, account, force_refresh=force_refresh)
-            if result and "access_token" in result:
-                return result["access_token"]
+            if result and ("access_token" in result or _transient_sign_in(result, getattr(self._session, "last_response", None)
+                                                                          and self._session.last_response.status_code)):
+                return result
         if self.auth_method == "password":
-            return self._checked(self._app.acquire_token_by_username_password(self.params["username"], self.params["password"], self._scopes))
+            return self._app.acquire_token_by_username_password(self.params["username"], self.params["password"], self._scopes)
         if result:
-            raise auth_error_from_result(result, self.auth_method, self.params)
+            return result
         who = " for %s" % self.params["username"] if self.params.get("username") else ""
         raise AuthError("The token cache %s holds no sign-in%s for client_id %s; a module cannot show a device code: %s."
                         % (self._cache_path, who, self.params["client_id"], SIGN_IN_HINT))
@@ -503,15 +666,14 @@ class ManagedIdentityProvider(TokenProvider):
 
     auth_method = "managed_identity"
 
-    def __init__(self, params, session):
-        super().__init__(params)
-        self._session = session
+    def __init__(self, params, session, retry=None):
+        super().__init__(params, session, retry)
         self._client = self._new_client()
 
     def _new_client(self):
         client_id = self.params.get("managed_identity_client_id")
         identity = msal.UserAssignedManagedIdentity(client_id=client_id) if client_id else msal.SystemAssignedManagedIdentity()
-        return msal.ManagedIdentityClient(identity, http_client=self._session)
+        return msal.ManagedIdentityClient(identity, http_client=self._session, http_cache=self._http_cache)
 
     @property
     def tenant_id(self):
@@ -522,25 +684,26 @@ class ManagedIdentityProvider(TokenProvider):
             # A fresh client has an empty cache, so the rejected token is not handed out again.
             self._client = self._new_client()
         try:
-            return self._checked(self._client.acquire_token_for_client(resource=resolve_endpoints(self.params)[1]))
-        except (ValueError, requests.RequestException) as exc:
+            return self._checked(self._retrying(lambda: self._client.acquire_token_for_client(resource=resolve_endpoints(self.params)[1])))
+        except (ValueError, requests.RequestException, msal.exceptions.MsalServiceError) as exc:
             raise AuthError("Managed identity sign-in failed: %s. Run the module on an Azure host with a managed identity enabled "
                             "(set managed_identity_client_id for a user-assigned one), or use another auth_method." % exc) from None
 
 
-def build_token_provider(params, session=None):
-    """The TokenProvider for ``params`` (see ``infer_auth_method``)."""
+def build_token_provider(params, session=None, retry=None):
+    """The TokenProvider for ``params`` (see ``infer_auth_method``); sign-in faults are retried with ``retry``."""
     method = infer_auth_method(params)
     resolve_endpoints(params)
+    retry = retry or RetryPolicy.from_params(params)
     if method == "access_token":
-        return AccessTokenProvider(params)
+        return AccessTokenProvider(params, retry=retry)
     _require_libs("requests", "msal")
     session = session or build_session(params)
     if method in ("client_secret", "client_certificate"):
-        return ConfidentialProvider(params, session, method)
+        return ConfidentialProvider(params, session, method, retry=retry)
     if method in DELEGATED_METHODS:
-        return PublicProvider(params, session, method)
-    return ManagedIdentityProvider(params, session)
+        return PublicProvider(params, session, method, retry=retry)
+    return ManagedIdentityProvider(params, session, retry=retry)
 
 
 class BackoffIterator:
@@ -632,23 +795,23 @@ class GraphClient:
     """Microsoft Graph over one requests.Session: retries, 401 refresh, paging, GraphError on failure."""
 
     def __init__(self, token_provider, graph_endpoint, session, max_retries=5, sleep=time.sleep, log=None,
-                 api_version="v1.0", backoff=None):
+                 api_version="v1.0", backoff=None, deadline=DEFAULT_REQUEST_DEADLINE, clock=time.monotonic, retry=None):
         self._provider = token_provider
         self.graph_endpoint = graph_endpoint.rstrip("/")
         self.base_url = "%s/%s" % (self.graph_endpoint, api_version)
         self._session = session
-        self.max_retries = max_retries
-        self._sleep = sleep
-        self._log = log or (lambda message: None)
-        self._backoff = backoff or BackoffIterator()
+        self.retry = retry or RetryPolicy(max_retries=max_retries, deadline=deadline, sleep=sleep, log=log, backoff=backoff, clock=clock)
+        self.max_retries = self.retry.max_retries
+        self._log = self.retry.log
         self._token = None
 
     @classmethod
     def from_params(cls, params, **kwargs):
+        """A client for ``params``; ``sleep``, ``log``, ``backoff`` and ``clock`` go to the retry policy it shares with the sign-in."""
+        retry = RetryPolicy.from_params(params, **{name: kwargs.pop(name) for name in ("sleep", "log", "backoff", "clock") if name in kwargs})
         session = kwargs.pop("session", None) or build_session(params)
-        provider = kwargs.pop("token_provider", None) or build_token_provider(params, session)
-        max_retries = params.get("max_retries")
-        return cls(provider, resolve_endpoints(params)[1], session, max_retries=5 if max_retries is None else max_retries, **kwargs)
+        provider = kwargs.pop("token_provider", None) or build_token_provider(params, session, retry=retry)
+        return cls(provider, resolve_endpoints(params)[1], session, retry=retry, **kwargs)
 
     @classmethod
     def from_module(cls, module):
@@ -656,6 +819,11 @@ class GraphClient:
         if not module.params.get("validate_certs", True):
             module.warn("validate_certs=false: the TLS certificates of the identity platform and Graph are not checked. Use ca_bundle instead.")
         return cls.from_params(module.params, log=module.debug)
+
+    def sign_in(self):
+        """Get a token now (AuthError when the sign-in fails), before any request needs it."""
+        if self._token is None:
+            self._token = self._provider.get_token()
 
     @property
     def is_delegated(self):
@@ -693,29 +861,29 @@ class GraphClient:
         method = method.upper()
         url = self._url(path)
         label = self._label(url)
-        delays = iter(self._backoff)
-        attempt = 0
+        state = self.retry.start()
         refreshed = False
+        default_timeout = getattr(self._session, "default_timeout", None)
         while True:
             if self._token is None:
                 self._token = self._provider.get_token()
             send_headers = {"Accept": "application/json", "client-request-id": str(uuid.uuid4())}
             send_headers.update(headers or {})
             send_headers["Authorization"] = "Bearer " + self._token
+            extra = {}
+            if default_timeout:
+                # No single answer may be awaited past the request's deadline either.
+                extra["timeout"] = max(0.1, min(default_timeout, state.remaining()))
             try:
-                response = self._session.request(method, url, params=params, json=json, headers=send_headers)
+                response = self._session.request(method, url, params=params, json=json, headers=send_headers, **extra)
             except requests.exceptions.SSLError as exc:
                 raise GraphError("Graph %s %s: the TLS certificate of %s could not be verified (%s). Set ca_bundle (ENTRAID_CA_BUNDLE) to the PEM "
                                  "of the issuing CA (corporate TLS inspection proxies need theirs)." % (method, label, self.graph_endpoint, exc)) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                attempt += 1
-                if attempt > self.max_retries:
-                    raise GraphError("Graph %s %s could not be reached after %d attempts: %s. Check the network, proxy and graph_endpoint, "
-                                     "or raise max_retries/timeout." % (method, label, attempt, exc)) from None
-                delay = next(delays)
-                self._log("Graph %s %s: %s; retry %d in %.1fs" % (method, label, type(exc).__name__, attempt, delay))
-                self._sleep(delay)
-                continue
+                if state.wait(None, "Graph %s %s: %s" % (method, label, type(exc).__name__)):
+                    continue
+                raise GraphError("Graph %s %s could not be reached after %d attempts (gave up %s): %s. Check the network, proxy and graph_endpoint, "
+                                 "or raise max_retries/timeout/request_deadline." % (method, label, state.retries + 1, state.gave_up, exc)) from None
             status = response.status_code
             if status == 401 and not refreshed and self._token_rejected(response):
                 refreshed = True
@@ -723,15 +891,9 @@ class GraphClient:
                 self._token = self._provider.get_token(force_refresh=True)
                 continue
             if status in RETRY_STATUSES:
-                attempt += 1
-                if attempt > self.max_retries:
-                    raise self._error(response, method, label, exhausted=attempt - 1)
-                backoff_delay = next(delays)
-                asked = retry_after_seconds(response)
-                delay = backoff_delay if asked is None else asked
-                self._log("Graph %s %s: HTTP %d; retry %d in %.1fs" % (method, label, status, attempt, delay))
-                self._sleep(delay)
-                continue
+                if state.wait(retry_after_seconds(response), "Graph %s %s: HTTP %d" % (method, label, status)):
+                    continue
+                raise self._error(response, method, label, gave_up=state.gave_up)
             if status >= 400:
                 raise self._error(response, method, label)
             return self._parse_body(response, method, label)
@@ -751,15 +913,15 @@ class GraphClient:
             raise GraphError("Graph %s %s returned HTTP %d with a body that is not JSON: %s. Check graph_endpoint points at Microsoft Graph."
                              % (method, label, response.status_code, _first_line(response.text)[:200]), status=response.status_code) from None
 
-    def _error(self, response, method, label, exhausted=None):
+    def _error(self, response, method, label, gave_up=None):
         status = response.status_code
         code, message, request_id = _parse_error(response)
         text = "Graph %s %s returned %d %s: %s" % (method, label, status, code or response.reason, message or "")
         if request_id:
             text += " (request-id %s)" % request_id
-        if exhausted is not None:
-            hint = ("Graph is %s and still was after %d retries: wait and run again, reduce concurrency (forks, parallel tasks), or raise max_retries."
-                    % ("throttling this app" if status == 429 else "unavailable", exhausted))
+        if gave_up is not None:
+            hint = ("Graph is %s and still was %s: wait and run again, reduce concurrency (forks, parallel tasks), or raise "
+                    "max_retries/request_deadline." % ("throttling this app" if status == 429 else "unavailable", gave_up))
         else:
             hint = _hint(status, code, message, method, label)
         return GraphError("%s. %s" % (text.rstrip(". "), hint), status=status, code=code, graph_message=message, request_id=request_id)

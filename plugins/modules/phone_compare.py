@@ -37,13 +37,17 @@ options:
         first, as in ADSyncTools' report, then C(Class), C(MatchedBy), C(UserPrincipalNameInEntra), C(DistinguishedName),
         C(EnabledInAD), C(ObjectGUID), C(ImmutableId), C(SID), C(EntraId), C(Note), C(HintMatchedBy), C(HintUserPrincipalName),
         C(HintId).
-      - The directory must exist.
+      - A missing directory (and its missing parents) is created with mode C(0700); an existing directory is left
+        exactly as it is, never chmod-ed. Only a regular file (or a name that does not exist yet) is replaced; a device
+        such as C(/dev/null), a FIFO or a directory at that path, or behind a symbolic link, is refused.
     type: path
   report_json:
     description:
       - Path of the JSON report to write (replaced atomically, mode C(0600)).
       - It has a header (tenant, time, search bases, counts, notes) and C(rows) with the same fields as the CSV.
-      - The directory must exist.
+      - A missing directory (and its missing parents) is created with mode C(0700); an existing directory is left
+        exactly as it is, never chmod-ed. Only a regular file (or a name that does not exist yet) is replaced; a device
+        such as C(/dev/null), a FIFO or a directory at that path, or behind a symbolic link, is refused.
     type: path
   report_in_sync:
     description:
@@ -231,7 +235,7 @@ report_json:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _drift
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _files
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
@@ -245,9 +249,19 @@ def _check_params(params):
     return bases
 
 
+def _prepare_reports(params):
+    """Before anything is read: refuse a report path that is not a regular file, create missing directories 0700."""
+    for option in ("report_csv", "report_json"):
+        if params[option]:
+            _files.writable_target(params[option], "report")
+            # Also in check mode (the report is the point of the run); existing directories are never changed.
+            _files.ensure_directory(params[option], "report")
+
+
 def work(module):
     params = module.params
     bases = _check_params(params)
+    _prepare_reports(params)
     include_in_sync = params["report_in_sync"]
     graph = graph_client_from_module(module)
     with ADClient(params) as ad:

@@ -18,6 +18,8 @@ description:
     So the AD UPN and the Entra ID UPN may differ.
   - Replaces ADSyncTools' C(Get-ADSyncToolsDirSyncOverridesUser). Never changes anything.
   - A user missing on one side is reported in RV(users[].ad_error) or RV(users[].entra_error), not as a failure.
+  - A directory named in O(directories) that cannot be read fails the task (a failed sign-in, Graph unavailable or
+    throttling after its retries, a missing permission, a lost AD connection); no user is then reported as missing.
 author: entraid.dirsync contributors (@entraid)
 options:
   identities:
@@ -145,7 +147,9 @@ users:
       description: Why RV(users[].ad) is null although AD was read (not found, ambiguous, ...), else null.
       type: str
     entra_error:
-      description: Why RV(users[].entra) is null although Entra ID was read, else null.
+      description:
+        - Why RV(users[].entra) is null although Entra ID was read (no such user, nothing to pair by), else null.
+        - A failure to read Entra ID at all (sign-in, outage) fails the task instead.
       type: str
     paired:
       description: True when both sides were found and the Entra ID user's C(onPremisesImmutableId) is the AD user's source anchor.
@@ -156,7 +160,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _user_phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, AuthError, GraphError, InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
@@ -171,18 +175,61 @@ def argument_spec():
     return spec
 
 
+class _Unreadable(Exception):
+    """A directory itself failed (sign-in, outage, lost connection): carried past read_both, which keeps only per-user errors."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+# Graph statuses that concern one user (a malformed or unknown name); any other failure concerns the whole directory.
+_PER_USER_STATUSES = (400, 404)
+
+
+class _FailFast:
+    """Wraps a directory client so that a failure of the directory ends the task instead of becoming users[].*_error."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            try:
+                return attribute(*args, **kwargs)
+            except (AuthError, ADError) as error:
+                raise _Unreadable(error) from None
+            except GraphError as error:
+                if error.status in _PER_USER_STATUSES:
+                    raise
+                raise _Unreadable(error) from None
+        return call
+
+
 def work(module):
     params = module.params
     identities = params["identities"]
     bad = [identity for identity in identities if not identity or not identity.strip()]
     if bad or not params["directories"]:
         raise InvalidInput("identities must be non-empty strings and directories must name ad and/or entra.")
-    graph = graph_client_from_module(module) if "entra" in params["directories"] else None
-    if "ad" in params["directories"]:
-        with ADClient(params) as ad:
-            users = _user_phone.read_both(identities, ad=ad, graph=graph)
-    else:
-        users = _user_phone.read_both(identities, graph=graph)
+    graph = None
+    if "entra" in params["directories"]:
+        graph = graph_client_from_module(module)
+        # Signing in first: a wrong secret or an outage fails the task, it is not reported as "no Entra ID user".
+        graph.sign_in()
+        graph = _FailFast(graph)
+    try:
+        if "ad" in params["directories"]:
+            with ADClient(params) as ad:
+                users = _user_phone.read_both(identities, ad=_FailFast(ad), graph=graph)
+        else:
+            users = _user_phone.read_both(identities, graph=graph)
+    except _Unreadable as unreadable:
+        raise unreadable.error from None
     return {"changed": False, "users": users}
 
 

@@ -8,6 +8,7 @@ import datetime
 import socket
 import ssl
 import threading
+import time
 import uuid
 
 import ldap3
@@ -501,3 +502,137 @@ def test_unreachable_server():
     with pytest.raises(ADError) as info:
         _ad.ADClient(_params(server="127.0.0.1", port=port)).connect()
     assert "Cannot reach" in str(info.value) and str(port) in str(info.value)
+
+
+# -- faults: StartTLS with a bad certificate, a controller that stops answering -------
+
+class FakeStartTLS:
+    """Plain LDAP that accepts StartTLS, then does a TLS handshake with ``certfile`` (and, if trusted, answers like FakeLDAPS)."""
+
+    def __init__(self, certfile):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certfile)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                raw, _addr = self.listener.accept()
+            except OSError:
+                return
+            try:
+                message_id, operation = _read_message(raw)
+                assert operation == 0x77  # ExtendedRequest: StartTLS
+                raw.sendall(_tlv(0x30, _tlv(0x02, message_id) + _ldap_result(0x78, 0)))
+                with self.context.wrap_socket(raw, server_side=True):
+                    pass
+            except (OSError, ssl.SSLError, AssertionError, TypeError):
+                pass  # the client rejected our certificate, as the test expects
+            finally:
+                raw.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def test_start_tls_with_an_untrusted_certificate_reports_the_certificate_error(pki):
+    server = FakeStartTLS(str(pki["good"]))
+    try:
+        with pytest.raises(ADError) as info:
+            _ad.ADClient(_params(server="localhost", port=server.port, tls_mode="start_tls")).connect()
+    finally:
+        server.close()
+    text = str(info.value)
+    assert text.startswith("TLS with ldap://localhost:%d failed: [SSL: CERTIFICATE_VERIFY_FAILED]" % server.port)
+    assert "ad_ca_cert" in text and "Bad file descriptor" not in text
+
+
+class SilentServer:
+    """Accepts connections and never answers: a hung domain controller."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        for sock in self.accepted:
+            sock.close()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("tls_mode", ["ldaps", "start_tls"])
+def test_unresponsive_controller_fails_within_connect_timeout_naming_the_timeout(tls_mode):
+    server = SilentServer()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ADError) as info:
+            _ad.ADClient(_params(server="localhost", port=server.port, tls_mode=tls_mode, connect_timeout=1)).connect()
+    finally:
+        server.close()
+    elapsed = time.monotonic() - started
+    text = str(info.value)
+    assert elapsed < 3, "took %.1f s with ad_connect_timeout=1" % elapsed
+    assert "did not answer within 1 seconds (ad_connect_timeout)" in text
+    assert "certificate" not in text.lower() and "ad_ca_cert" not in text and server.accepted
+
+
+def test_after_connecting_answers_get_the_longer_receive_timeout(pki, ldaps_server):
+    server = ldaps_server()
+    with _ad.ADClient(_params(server="localhost", port=server.port, ca_cert=str(pki["ca"]), connect_timeout=2)) as ad:
+        assert ad.base_dn == BASE
+        assert ad._conn.socket.gettimeout() == 2 * _ad.RECEIVE_TIMEOUT_FACTOR  # pylint: disable=protected-access
+
+
+# -- every option checked before anything connects ------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(port=99999), "ad_port must be a TCP port from 1 to 65535, got 99999."),
+    (dict(port=0), "ad_port must be a TCP port from 1 to 65535, got 0."),
+    (dict(port=-1), "ad_port must be a TCP port from 1 to 65535, got -1."),
+    (dict(connect_timeout=-1), "ad_connect_timeout must be a number of seconds of at least 1, got -1."),
+    (dict(connect_timeout=0), "ad_connect_timeout must be a number of seconds of at least 1, got 0."),
+    (dict(server="  "), "No AD server given"),
+])
+def test_out_of_range_options_are_refused_before_connecting(overrides, message, monkeypatch):
+    monkeypatch.setattr(ldap3, "Connection", lambda *a, **k: pytest.fail("connected despite a bad option"))
+    with pytest.raises(InvalidInput) as info:
+        _ad.ADClient(_params(**overrides)).connect()
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("ldap_filter", [
+    "(department=Sales)(=x)", "(department)", "(&(a=b)(c~d))", "((department=Sales))", "(department=Sales)x",
+    "(!(a=b)(c=d))", "(cn=back\\slash)", "(cn=\\zz)", "(dep artment=Sales)",
+])
+def test_malformed_ldap_filter_is_refused_before_anything_is_read(ldap_filter):
+    from ansible_collections.entraid.dirsync.plugins.module_utils import _drift  # pylint: disable=import-outside-toplevel
+    with pytest.raises(InvalidInput) as info:
+        _drift.check_scope({"search_bases": ["OU=Sync," + BASE], "ldap_filter": ldap_filter, "graph_page_size": 999})
+    text = str(info.value)
+    assert text.startswith("ldap_filter ") and "is not a valid LDAP filter" in text and "connection" not in text
+
+
+@pytest.mark.parametrize("ldap_filter", [
+    "department=Sales", "(&(department=Sales)(!(title=Intern)))", "(mobile=*)", "(cn=a*b*c)", "(cn=\\2a\\28)",
+    "(userAccountControl:1.2.840.113556.1.4.803:=2)", "(whenChanged>=20240101000000.0Z)", "(|(l=Paris)(l=Lyon))",
+    "(msDS-cloudExtensionAttribute1=x)", "(cn:dn:=Users)", "(2.5.4.3=x)", "(cn;lang-en=x)",
+])
+def test_valid_ldap_filters_are_accepted(ldap_filter):
+    from ansible_collections.entraid.dirsync.plugins.module_utils import _drift  # pylint: disable=import-outside-toplevel
+    assert _drift.user_filter(ldap_filter).startswith("(&" + _ad.USER_FILTER)
+
+
+def test_invalid_filter_reaching_a_search_is_named_not_blamed_on_the_connection(client):
+    with pytest.raises(InvalidInput, match=r"The LDAP filter \(a~b\) is not valid .*nothing was searched"):
+        list(client.paged_search(BASE, "(a~b)", ["cn"]))

@@ -143,3 +143,37 @@ def test_a_directory_that_cannot_be_created_is_a_clear_error(tmp_path):
     blocker.write_text("x", encoding="utf-8")
     with pytest.raises(Exception, match="Cannot create the backup directory .*file/sub"):
         _backup.write(str(blocker / "sub"), document())
+
+
+def test_a_backup_others_may_write_is_refused_whatever_its_checksum(written):
+    os.chmod(written, 0o666)
+    with pytest.raises(InvalidInput, match="lets group or others write it"):
+        _backup.load(written)
+
+
+def test_a_user_outside_the_backups_search_bases_is_refused_even_with_a_valid_checksum(tmp_path):
+    doc = document()
+    doc["ad_users"].append(dict(doc["ad_users"][0], dn="CN=Domain Admin,CN=Users,DC=lab,DC=test", object_guid=str(uuid.uuid4())))
+    doc["checksum"] = _backup.checksum(doc)
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InvalidInput, match="outside its own search bases"):
+        _backup.load(str(path))
+
+
+def test_a_record_with_a_non_text_object_guid_is_a_clear_refusal(tmp_path):
+    doc = document()
+    doc["ad_users"][0]["object_guid"] = 12345
+    doc["checksum"] = _backup.checksum(doc)
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InvalidInput, match="has no object_guid or dn text"):
+        _backup.load(str(path))
+
+
+def test_odd_values_are_kept_byte_for_byte(tmp_path):
+    users = [ad("space", "+1 206 555 0166 ", [" ", "+1\t2"]), ad("blank", " ")]
+    path = _backup.write(str(tmp_path), _backup.build(TENANT, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, users, []))
+    records = {record["user_principal_name"]: record for record in _backup.load(path)["ad_users"]}
+    assert records["space@lab.test"]["mobile"] == "+1 206 555 0166 " and records["space@lab.test"]["other_mobile"] == [" ", "+1\t2"]
+    assert records["blank@lab.test"]["mobile"] == " "

@@ -76,10 +76,13 @@ def test_429_waits_for_retry_after_http_date(client, https_server):
     assert 25 <= client.sleeps[0] <= 30
 
 
-def test_absurd_retry_after_is_clamped(client, https_server):
+def test_absurd_retry_after_is_clamped(https_server, pki):
+    sleeps = []
+    session = _graph.build_session({"ca_bundle": pki["ca"], "timeout": 10})
+    client = _graph.GraphClient(FakeProvider(), https_server.url, session, sleep=sleeps.append, deadline=3600)
     https_server.respond([graph_error(429, "TooManyRequests", "slow down", headers={"Retry-After": "86400"}), OK])
     client.get("users")
-    assert client.sleeps == [_graph.MAX_RETRY_AFTER]
+    assert sleeps == [_graph.MAX_RETRY_AFTER]
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -351,9 +354,11 @@ def test_device_code_without_cached_sign_in_asks_for_the_sign_in_action(https_se
 def test_unreachable_authority_is_an_auth_error_with_hint(pki):
     params = dict(cloud="custom", authority_host="https://127.0.0.1:9", graph_endpoint="https://127.0.0.1:9", ca_bundle=pki["ca"],
                   tenant_id="t", client_id="c", client_secret=SECRET, timeout=2)
+    sleeps = []
     with pytest.raises(AuthError, match="Could not reach the identity platform at https://127.0.0.1:9/t") as caught:
-        _graph.build_token_provider(params)
+        _graph.build_token_provider(params, retry=_graph.RetryPolicy(max_retries=2, sleep=sleeps.append))
     assert SECRET not in str(caught.value)
+    assert "failed on every attempt, after 2 retries (max_retries)" in str(caught.value) and len(sleeps) == 2
 
 
 # --- msal error mapping ----------------------------------------------------------------------
