@@ -98,23 +98,68 @@ def test_requires_ansible_parses_and_accepts_the_tested_core():
     assert Version("2.17.0") not in requires
 
 
-@pytest.mark.parametrize("relpath", ["requirements.txt", "requirements-lab.txt"])
-def test_requirement_lines_parse_and_carry_a_reason(relpath):
+def _requirements(relpath):
+    """(line, requirement) for each requirement of a pip requirements file, without the files it includes."""
     with open(os.path.join(ROOT, relpath), encoding="utf-8") as handle:
         lines = [line.strip() for line in handle]
-    requirements = [line for line in lines if line and not line.startswith(("#", "-r "))]
+    return [(line, Requirement(line.partition(" #")[0].strip()))
+            for line in lines if line and not line.startswith(("#", "-r "))]
+
+
+@pytest.mark.parametrize("relpath", ["requirements.txt", "requirements-ee.txt", "requirements-lab.txt", "requirements-dev.txt"])
+def test_requirement_lines_parse_and_carry_a_reason(relpath):
+    requirements = _requirements(relpath)
     assert requirements
-    for line in requirements:
+    for line, requirement in requirements:
         spec, sep, reason = line.partition(" #")
         assert sep and reason.strip(), "%s: %r needs a '# reason' comment" % (relpath, line)
-        assert Requirement(spec.strip()).specifier, "%s: %r has no version bound" % (relpath, line)
+        assert requirement.specifier, "%s: %r has no version bound" % (relpath, line)
 
 
-def test_execution_environment_points_at_existing_files():
+@pytest.mark.parametrize("relpath", ["requirements.txt", "requirements-ee.txt"])
+def test_collection_requirements_set_floors_only(relpath):
+    # An execution environment merges every collection's requirements: a cap (<, <=, ~=, ==) here conflicts
+    # with another collection's floor and breaks the build for everybody.
+    for line, requirement in _requirements(relpath):
+        caps = [spec for spec in requirement.specifier if spec.operator not in (">=", ">", "!=")]
+        assert not caps, "%s: %r caps the version" % (relpath, line)
+
+
+def test_execution_environment_metadata_is_what_ansible_builder_reads():
+    # ansible-builder reads a collection's meta/execution-environment.yml for `dependencies` only; `version: 3`
+    # belongs to an EE definition, and there made ansible-builder fall back to an outdated base image.
     ee = _load_yaml("meta/execution-environment.yml")
-    assert ee["version"] == 3
+    assert set(ee) == {"dependencies"}
     for key in ("python", "system"):
         assert os.path.isfile(os.path.join(ROOT, ee["dependencies"][key]))
+    python = ee["dependencies"]["python"]
+    with open(os.path.join(ROOT, python), encoding="utf-8") as handle:
+        assert "-r requirements.txt" in handle.read().splitlines(), "%s must include requirements.txt" % python
+    # Kerberos (ad_auth_protocol=kerberos) works in the EE: the Python binding and the system libraries.
+    assert "gssapi" in [requirement.name for _line, requirement in _requirements(python)]
+    with open(os.path.join(ROOT, ee["dependencies"]["system"]), encoding="utf-8") as handle:
+        bindep = handle.read()
+    assert re.search(r"^krb5-workstation \[platform:rpm\]$", bindep, flags=re.M)
+    assert re.search(r"^krb5-devel \[platform:rpm compile\]$", bindep, flags=re.M)
+
+
+def test_action_groups_named_anywhere_exist():
+    # The changelog once promised group/entraid.dirsync.all, which module_defaults could not resolve.
+    groups = set(_load_yaml("meta/runtime.yml")["action_groups"])
+    named = {}
+    for name in ("README.md", "CONTRIBUTING.md"):
+        if os.path.exists(os.path.join(ROOT, name)):
+            with open(os.path.join(ROOT, name), encoding="utf-8") as handle:
+                named.update((group, name) for group in re.findall(r"group/entraid\.dirsync\.(\w+)", handle.read()))
+    for folder in ("changelogs", "docs", "plugins", "roles", "playbooks"):
+        for base, _dirs, names in os.walk(os.path.join(ROOT, folder)):
+            for name in names:
+                if name.endswith((".py", ".yml", ".yaml", ".md")):
+                    with open(os.path.join(base, name), encoding="utf-8") as handle:
+                        for group in re.findall(r"group/entraid\.dirsync\.(\w+)", handle.read()):
+                            named.setdefault(group, os.path.relpath(os.path.join(base, name), ROOT))
+    assert named, "no group/entraid.dirsync.* found: the search is broken"
+    assert {group: path for group, path in named.items() if group not in groups} == {}
 
 
 def test_built_artifact_holds_the_collection_and_no_local_state(tmp_path):
@@ -130,7 +175,7 @@ def test_built_artifact_holds_the_collection_and_no_local_state(tmp_path):
                      "plugins/module_utils/_errors.py", "requirements.txt"):
         assert required in names
     leaked = [name for name in names
-              if name.split("/")[0] in (".venv", ".lab", ".build", ".git", ".pytest_cache")
+              if name.split("/")[0] in (".venv", ".lab", ".build", ".git", ".pytest_cache", ".ansible", "backups", "reports")
               or "__pycache__" in name.split("/") or name.startswith("tests/output")]
     assert not leaked
 
