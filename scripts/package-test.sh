@@ -6,8 +6,8 @@
 #              context only, no container engine)
 #   installed  build the tarball, check it holds no local state (venv, lab secrets, phone backups, reports,
 #              caches) though the tree it is built from has them all, install it into an empty collections path and
-#              use it from there: ansible-doc for every module, ansible-builder's view of its requirements, and the
-#              drift_report playbook against the running lab (make lab-up)
+#              use it from there: ansible-doc for every module, ansible-builder's view of its requirements, where
+#              its lab keeps its state, and the drift_report playbook against the running lab (make lab-up)
 # Usage: scripts/package-test.sh [changelog|ee|installed]...      Work files: .build/package/
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,26 +94,27 @@ part_installed() {
     mkdir -p "$work/dist"; rm -f "$work"/dist/*.tar.gz
     ansible-galaxy collection build --output-path "$work/dist" "$src" >/dev/null
     tarball=$(ls "$work"/dist/entraid-dirsync-*.tar.gz)
-    local leaked
-    leaked=$(tar -tzf "$tarball" | grep -E '(^|/)(\.venv|\.lab|\.build|\.git|\.ansible|\.pytest_cache|backups|reports|__pycache__)(/|$)|^tests/output(/|$)|\.(tar\.gz|pyc)$' || true)
+    local listing leaked
+    listing=$(tar -tzf "$tarball")
+    leaked=$(grep -E '(^|/)(\.venv|\.lab|\.build|\.git|\.ansible|\.pytest_cache|backups|reports|__pycache__)(/|$)|^tests/output(/|$)|\.(tar\.gz|pyc)$' <<<"$listing" || true)
     [ -z "$leaked" ] || fail "the tarball holds local state:
 $leaked"
     for required in README.md meta/runtime.yml meta/execution-environment.yml requirements.txt requirements-ee.txt bindep.txt \
                     plugins/modules/entra_connect_cmdlet.ps1 plugins/modules/entra_connect_cmdlet.yml playbooks/drift_report.yml \
                     lab/dirsync_lab/__main__.py; do
-        tar -tzf "$tarball" | grep -qx "$required" || fail "the tarball lacks $required"
+        grep -qx "$required" <<<"$listing" || fail "the tarball lacks $required"
     done
-    echo "tarball: $(tar -tzf "$tarball" | wc -l) entries, no local state"
+    echo "tarball: $(wc -l <<<"$listing") entries, none of them local state"
 
     rm -rf "$collections" "$run"; mkdir -p "$collections" "$run"
-    ansible-galaxy collection install --offline -p "$collections" "$tarball" >/dev/null
-    local installed=$collections/ansible_collections/entraid/dirsync
     # From here on, only the installed copy: not the checkout's .venv/collections link, not the working directory.
     export ANSIBLE_COLLECTIONS_PATH=$collections ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_NOCOLOR=1
+    ansible-galaxy collection install --offline -p "$collections" "$tarball" >/dev/null
+    local installed=$collections/ansible_collections/entraid/dirsync
     cd "$run"
 
     local modules count=0 module out
-    modules=$(cd "$installed/plugins/modules" && ls | sed -nE 's/^([a-z][a-z0-9_]*)\.(py|ps1)$/\1/p' | sort -u)
+    modules=$(find "$installed/plugins/modules" -maxdepth 1 -type f -printf '%f\n' | sed -nE 's/^([a-z][a-z0-9_]*)\.(py|ps1)$/\1/p' | sort -u)
     for module in $modules; do
         out=$(ansible-doc "entraid.dirsync.$module" 2>"$run/ansible-doc.err") || fail "ansible-doc entraid.dirsync.$module: $(cat "$run/ansible-doc.err")"
         ! grep -q WARNING "$run/ansible-doc.err" || fail "ansible-doc entraid.dirsync.$module warns: $(cat "$run/ansible-doc.err")"
@@ -132,6 +133,13 @@ $leaked"
 $introspect"
     done
     echo "ansible-builder introspect: Python and system requirements found (gssapi for Kerberos included)"
+
+    # The lab started from the installed copy keeps its secrets in the user's state directory, not in the collection.
+    local lab_dir
+    lab_dir=$(PYTHONPATH="$installed/lab" XDG_STATE_HOME="$work/installed/state" "$py" -c \
+        'from dirsync_lab.__main__ import _parser; print(_parser().parse_args(["status"]).dir)')
+    [ "$lab_dir" = "$work/installed/state/entraid-dirsync-lab" ] || fail "the installed lab would keep its state in $lab_dir"
+    echo "lab from the installed collection: state in \$XDG_STATE_HOME/entraid-dirsync-lab"
 
     local inventory=$root/.lab/inventory.yml
     [ -f "$inventory" ] || fail "the lab is not running ($inventory missing): start it with make lab-up"

@@ -80,7 +80,7 @@ def test_role_doc_renders_without_warnings(role):
 
 
 def _markdown_files():
-    files = [os.path.join(ROOT, "README.md")]
+    files = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "CONTRIBUTING.md")]
     for base, _dirs, names in os.walk(os.path.join(ROOT, "docs")):
         files += [os.path.join(base, n) for n in names if n.endswith(".md")]
     return files

@@ -126,10 +126,11 @@ def test_collection_requirements_set_floors_only(relpath):
 
 
 def test_execution_environment_metadata_is_what_ansible_builder_reads():
-    # ansible-builder reads a collection's meta/execution-environment.yml for `dependencies` only; `version: 3`
-    # belongs to an EE definition, and there made ansible-builder fall back to an outdated base image.
+    # ansible-builder reads a collection's meta/execution-environment.yml for `dependencies` (metadata format 1);
+    # `version: 3` belongs to an EE definition, and there made `ansible-builder create -f` fall back to an outdated
+    # base image.
     ee = _load_yaml("meta/execution-environment.yml")
-    assert set(ee) == {"dependencies"}
+    assert set(ee) == {"version", "dependencies"} and ee["version"] == 1
     for key in ("python", "system"):
         assert os.path.isfile(os.path.join(ROOT, ee["dependencies"][key]))
     python = ee["dependencies"]["python"]
@@ -233,3 +234,22 @@ def test_no_sanity_test_is_ignored():
             with open(os.path.join(sanity, name), encoding="utf-8") as handle:
                 entries += ["%s: %s" % (name, line.strip()) for line in handle if line.strip()]
     assert not entries
+
+
+def test_lab_state_stays_out_of_an_installed_collection(tmp_path, monkeypatch):
+    # `python -m dirsync_lab up` from an installed copy once wrote the lab's keys and passwords into the
+    # collection directory, where the next `ansible-galaxy collection build` would pack them.
+    from dirsync_lab.__main__ import default_lab_dir  # pylint: disable=import-outside-toplevel
+
+    checkout = tmp_path / "checkout"
+    installed = tmp_path / "collections" / "ansible_collections" / "entraid" / "dirsync"
+    checkout.mkdir()
+    installed.mkdir(parents=True)
+    (installed / "MANIFEST.json").write_text("{}")
+    state = tmp_path / "state"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    assert default_lab_dir(str(checkout), {}) == str(checkout / ".lab")
+    assert default_lab_dir(str(installed), {"XDG_STATE_HOME": str(state)}) == str(state / "entraid-dirsync-lab")
+    assert default_lab_dir(str(installed), {}) == str(tmp_path / "home" / ".local" / "state" / "entraid-dirsync-lab")
+    assert default_lab_dir(str(installed), {"DIRSYNC_LAB_DIR": "/srv/lab"}) == "/srv/lab"
