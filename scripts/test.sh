@@ -16,7 +16,7 @@ stage() {  # stage NAME COMMAND...
 
 stage unit "$PY" -m pytest tests/unit -q -p no:cacheprovider
 stage "ansible-test units" bash scripts/ansible-test.sh units
-stage ansible-lint .venv/bin/ansible-lint
+stage ansible-lint env ANSIBLE_COLLECTIONS_PATH="$PWD/.venv/collections" .venv/bin/ansible-lint
 stage changelog bash scripts/package-test.sh changelog
 stage "execution environment" bash scripts/package-test.sh ee
 if stage lab-up "$PY" -m dirsync_lab up; then
