@@ -10,11 +10,11 @@ export PYTHONPATH := $(CURDIR)/lab
 SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages venv demo test unit sanity lab-up lab-down lab-status clean
+.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean
 
 help:
 	@echo "make demo      set up everything, start the lab, run the drift report against it"
-	@echo "make test      set up everything and run the whole suite (unit, lab, integration, sanity)"
+	@echo "make test      set up everything and run the whole suite (see CONTRIBUTING.md for its stages)"
 	@echo "make lab-up    start the lab (Samba AD DC + Entra ID/Graph emulator)  LAB_COUNT=300 LAB_SEED=42"
 	@echo "make lab-down  stop the lab"
 
@@ -30,10 +30,11 @@ system-packages:
 
 venv: $(VENV)/.ready
 
-$(VENV)/.ready: requirements.txt requirements-lab.txt
+$(VENV)/.ready: requirements.txt requirements-lab.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-lab.txt
+	@# requirements-dev.txt includes requirements-lab.txt, which includes requirements.txt.
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@# The collection, where Ansible finds it: a link, so edits take effect at once.
 	mkdir -p $(COLLECTIONS)/ansible_collections/entraid
 	ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/entraid/dirsync
@@ -58,8 +59,19 @@ test: setup
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
+# The same unit tests, the way ansible-test runs them (from a copy under .build/ansible_collections/).
+units: venv
+	@bash scripts/ansible-test.sh units
+
 sanity: venv
 	@bash scripts/sanity.sh
 
+lint: venv
+	$(VENV)/bin/ansible-lint
+
+# Build the tarball, check what it holds, install it into an empty path and run it (drift_report needs the lab).
+package: venv
+	@bash scripts/package-test.sh
+
 clean: lab-down
-	rm -rf .lab .build tests/output
+	rm -rf .lab .build .ansible tests/output

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make test: unit tests, then the lab's own tests and the integration tests against a running lab,
-# then ansible-test sanity. Every stage runs; the exit code is non-zero if any failed.
+# make test: the stages CONTRIBUTING.md describes. Every stage runs; the exit code is non-zero if any failed.
+#   unit, ansible-test units, ansible-lint, changelog, execution environment (no lab needed),
+#   lab-up, lab and integration, installed collection (the built tarball, against the lab), lab-down,
+#   ansible-test sanity.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
@@ -13,8 +15,13 @@ stage() {  # stage NAME COMMAND...
 }
 
 stage unit "$PY" -m pytest tests/unit -q -p no:cacheprovider
+stage "ansible-test units" bash scripts/ansible-test.sh units
+stage ansible-lint env ANSIBLE_COLLECTIONS_PATH="$PWD/.venv/collections" .venv/bin/ansible-lint
+stage changelog bash scripts/package-test.sh changelog
+stage "execution environment" bash scripts/package-test.sh ee
 if stage lab-up "$PY" -m dirsync_lab up; then
   stage "lab and integration" "$PY" -m pytest tests/lab tests/integration -q -p no:cacheprovider
+  stage "installed collection" bash scripts/package-test.sh installed
 fi
 stage lab-down "$PY" -m dirsync_lab down
 # make lab-down must leave no process behind.

@@ -9,11 +9,30 @@ from dirsync_lab.orchestrator import DEFAULT_COUNT, DEFAULT_SEED, Lab
 from dirsync_lab.process import LabError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STATE_NAME = "entraid-dirsync-lab"
+
+
+def default_lab_dir(repo=REPO, environ=None):
+    """Where the lab keeps its state (keys, passwords, the directory): DIRSYNC_LAB_DIR if set; .lab/ in a checkout.
+
+    An installed collection (ansible-galaxy writes its MANIFEST.json) may be shared or read-only, and anything in
+    it is packed again by a build: the lab's secrets go to the user's state directory instead
+    ($XDG_STATE_HOME/entraid-dirsync-lab, by default ~/.local/state/entraid-dirsync-lab).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("DIRSYNC_LAB_DIR"):
+        return environ["DIRSYNC_LAB_DIR"]
+    if not os.path.exists(os.path.join(repo, "MANIFEST.json")):
+        return os.path.join(repo, ".lab")
+    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, STATE_NAME)
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m dirsync_lab", description="The entraid.dirsync lab: Samba AD DC + Entra ID/Graph emulator.")
-    parser.add_argument("--dir", default=os.environ.get("DIRSYNC_LAB_DIR", os.path.join(REPO, ".lab")), help="lab directory (default .lab)")
+    parser.add_argument("--dir", default=default_lab_dir(),
+                        help="lab directory (default: %(default)s; .lab/ in a checkout, the user's state directory for an "
+                        "installed collection; or set DIRSYNC_LAB_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab, seeding (or restoring) the population")
     up.add_argument("--count", type=int, default=int(os.environ.get("LAB_COUNT", DEFAULT_COUNT)), help="number of AD users")

@@ -84,15 +84,13 @@ attributes:
 
 EXAMPLES = r"""
 - name: Change a directory synchronization feature as a Global Administrator with MFA
-  hosts: localhost
-  gather_facts: false
   module_defaults:
     group/entraid.dirsync.graph:
       tenant_id: 00000000-0000-0000-0000-000000000000
       client_id: 11111111-1111-1111-1111-111111111111
       auth_method: device_code
       token_cache_path: ~/.cache/entraid/admin-token-cache.json
-  tasks:
+  block:
     - name: Sign in (shows a URL and a code, and waits)
       entraid.dirsync.sign_in:
         username: admin@contoso.com

@@ -3,24 +3,43 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE_DOC = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
-ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".venv", "collections"), ANSIBLE_NOCOLOR="1")
 
 
-def _names(folder, suffix):
+def _collections_path():
+    # Under ansible-test the collection itself sits at .../ansible_collections/entraid/dirsync; in a
+    # checkout, the Makefile links it into .venv/collections.
+    parts = ROOT.split(os.sep)
+    if parts[-3:-2] == ["ansible_collections"]:
+        return os.sep.join(parts[:-3])
+    return os.path.join(ROOT, ".venv", "collections")
+
+
+def _ansible_doc_command():
+    # ansible-test runs the tests with a python that is not in the venv's bin; ansible-doc is then on PATH.
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
+    return beside if os.path.exists(beside) else shutil.which("ansible-doc") or beside
+
+
+ANSIBLE_DOC = _ansible_doc_command()
+ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_NOCOLOR="1")
+
+
+def _names(folder, *suffixes):
     path = os.path.join(ROOT, folder)
     if not os.path.isdir(path):
         return []
-    return sorted(n[: -len(suffix)] for n in os.listdir(path) if n.endswith(suffix) and not n.startswith("_"))
+    return sorted({os.path.splitext(n)[0] for n in os.listdir(path) if n.endswith(suffixes) and not n.startswith("_")})
 
 
-MODULES = _names("plugins/modules", ".py")
+# Python modules and PowerShell ones (documented in a .yml beside the .ps1).
+MODULES = _names("plugins/modules", ".py", ".ps1")
 ROLES = sorted(n for n in os.listdir(os.path.join(ROOT, "roles")) if os.path.isdir(os.path.join(ROOT, "roles", n))) \
     if os.path.isdir(os.path.join(ROOT, "roles")) else []
 
@@ -61,7 +80,7 @@ def test_role_doc_renders_without_warnings(role):
 
 
 def _markdown_files():
-    files = [os.path.join(ROOT, "README.md")]
+    files = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "CONTRIBUTING.md")]
     for base, _dirs, names in os.walk(os.path.join(ROOT, "docs")):
         files += [os.path.join(base, n) for n in names if n.endswith(".md")]
     return files

@@ -22,8 +22,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _graph
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
-
-from graph_fakes import identity_platform, make_jwt
+from ansible_collections.entraid.dirsync.tests.unit.plugins.module_utils.graph_fakes import identity_platform, make_jwt
 
 SECRET = "s3cr3t-Value~xyz"
 
