@@ -177,6 +177,20 @@ class Lab:
         finally:
             connection.unbind()
 
+    # -- the domain controller alone (rehearsing a lost DC) -----------------------------------------------
+    def stop_dc(self):
+        """Kill the domain controller as a crash would (the emulator keeps running)."""
+        pid = read_pid(self.samba_pid)
+        if pid and pid_alive(pid):
+            os.killpg(pid, 9)
+            stop_group(pid)  # reaps it when it is our child; returns at once when it is gone
+
+    def start_dc(self):
+        """Start the domain controller again on its current directory (nothing is restored or seeded)."""
+        proc = samba.start(self.samba_dir, os.path.join(self.root, "samba.log"))
+        write_pid(self.samba_pid, proc.pid)
+        samba.wait_ready(proc, self.describe()["ldap"])
+
     # -- down ---------------------------------------------------------------------------------------
     def down(self, log=print):
         stopped = []
