@@ -193,8 +193,8 @@ from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (AmbiguousIdentity, DirsyncError, GraphError, IdentityNotFound,
-                                                                               InvalidInput)
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
+    AmbiguousIdentity, DirsyncError, GraphError, IdentityNotFound, InvalidInput)
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import GraphClient, build_session, graph_argument_spec
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
@@ -355,8 +355,8 @@ def restart_full(client, params, check_mode, warn=lambda message: None, server_d
         else:
             result["object_errors"] = None
         errors = result["object_errors"]
-        summary = "%s object(s) could not be synchronized%s" % (len(errors) if errors else (count if count is not None else "some"),
-                                                               ": " + _describe(errors) if errors else "")
+        counted = len(errors) if errors else (count if count is not None else "some")
+        summary = "%s object(s) could not be synchronized%s" % (counted, ": " + _describe(errors) if errors else "")
         if params["fail_on_errors"]:
             raise DirsyncError("The cycle started by the restart of job %s ended with EntryLevelErrors: %s. Fix those objects in AD (see "
                                "object_errors and the Provisioning logs), or set fail_on_errors=false to only report them." % (job["id"], summary),

@@ -539,8 +539,8 @@ def test_graph_accepts_what_microsoft_documents(lab):
              + [{"userPrincipalName": "cloud@lab.test", "displayName": "Cloud"}])
     token = lab.app_token()
     # msgraph-sdk sends @odata.type in every PATCH body.
-    assert lab.patch("/v1.0/users/cloud@lab.test", {"@odata.type": "#microsoft.graph.user", "usageLocation": "US",
-                                                     "otherMails": ["c@example.com"]}, token).status_code == 204
+    body = {"@odata.type": "#microsoft.graph.user", "usageLocation": "US", "otherMails": ["c@example.com"]}
+    assert lab.patch("/v1.0/users/cloud@lab.test", body, token).status_code == 204
     cloud = lab.get("/v1.0/users/cloud@lab.test?$select=otherMails,usageLocation,city,proxyAddresses", token).json()
     assert (cloud["otherMails"], cloud["usageLocation"], cloud["city"], cloud["proxyAddresses"]) == (["c@example.com"], "US", None, [])
     # $count=true without ConsistencyLevel is ignored on a basic query.

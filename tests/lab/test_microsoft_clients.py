@@ -122,6 +122,7 @@ def test_msgraph_sdk_gets_microsofts_error_for_a_synced_users_mobile_phone(lab, 
 def test_msgraph_sdk_patches_a_cloud_only_user(lab, control):
     client = graph_client(lab, credentials(lab, control, "secret"))
     made = control.post("/seed/users", {"users": [{"userPrincipalName": "sdk-cloud@lab.test", "displayName": "SDK"}]})["created"][0]
+
     async def patch_and_read():
         await client.users.by_user_id(made["id"]).patch(User(mobile_phone="+1 425 555 0142", usage_location="US"))
         return await client.users.by_user_id(made["id"]).get()
