@@ -29,7 +29,11 @@ PORT_REASONS = {
 GLOBAL_ADMIN = "Global Administrator"
 DELEGATED = ["OnPremDirectorySynchronization.ReadWrite.All", "User.ReadWrite.All", "User-Phone.ReadWrite.All",
              "Synchronization.ReadWrite.All", "Organization.Read.All"]
-APPLICATION = ["User.ReadWrite.All", "User-Phone.ReadWrite.All", "Synchronization.ReadWrite.All", "Organization.Read.All"]
+APPLICATION = ["User.ReadWrite.All", "User-Phone.ReadWrite.All", "Synchronization.ReadWrite.All", "Organization.Read.All",
+               "AuditLog.Read.All"]
+# Emulator options where Microsoft documents nothing (docs/lab-emulator.md), chosen at lab-up from the environment,
+# e.g. LAB_OVERRIDES_ON_BYPASS=kept make lab-up; POST /options on the control port changes them at run time.
+OPTION_ENVIRONMENT = {"overrides_on_bypass": "LAB_OVERRIDES_ON_BYPASS", "running_execution": "LAB_RUNNING_EXECUTION"}
 READ_ONLY_APPLICATION = ["User.Read.All", "Organization.Read.All"]
 
 
@@ -268,9 +272,10 @@ class Lab:
             "public_host": "localhost",
             "tls": {"cert": pki["server_cert"], "key": pki["server_key"]},
             "signing_key": pki["signing_key"],
-            "graph_audiences": ["https://localhost", "00000003-0000-0000-c000-000000000000"],
+            "graph_audiences": ["https://localhost", "00000003-0000-0000-c000-000000000000", "https://graph.microsoft.com"],
             "token_lifetime": 3600,
             "sync_cycle_seconds": 1.0,
+            "options": {name: os.environ[variable] for name, variable in OPTION_ENVIRONMENT.items() if os.environ.get(variable)},
             "tenants": [
                 {"id": info["tenant_id"], "display_name": "Contoso Lab", "verified_domains": [population.DOMAIN, info["initial_domain"]],
                  "initial_domain": info["initial_domain"], "directory_sync": True,

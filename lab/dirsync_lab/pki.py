@@ -17,7 +17,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dirsync_lab.files import write_atomic
 
-SERVER_NAMES = ("localhost", "dc1.lab.test")
+# Microsoft's public host names too: a test may resolve them to the lab in a private mount namespace
+# (tests/integration/test_default_cloud.py) to run the modules with their default endpoints.
+SERVER_NAMES = ("localhost", "dc1.lab.test", "login.microsoftonline.com", "graph.microsoft.com")
 SERVER_IPS = ("127.0.0.1",)
 
 
@@ -54,6 +56,26 @@ def thumbprint(cert_pem):
     return hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()  # nosec - Entra's thumbprint is SHA-1
 
 
+def _server_cert(server_key, ca_key, ca_name):
+    sans = [x509.DNSName(n) for n in SERVER_NAMES] + [x509.IPAddress(ipaddress.ip_address(i)) for i in SERVER_IPS]
+    return (_builder(_name("localhost"), ca_name, server_key.public_key(), 825)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+
+
+def _server_names_missing(path):
+    with open(path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    return sorted(set(SERVER_NAMES) - set(names))
+
+
 def ensure_pki(directory):
     """Create (once) and return the paths of the lab's keys and certificates."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -68,6 +90,16 @@ def ensure_pki(directory):
         "signing_key": os.path.join(directory, "signing.key"),
     }
     if all(os.path.exists(p) for p in paths.values()):
+        if not _server_names_missing(paths["server_cert"]):
+            return paths
+        # An older lab's server certificate: issue a new one from the same CA, so copies of ca.pem stay valid.
+        with open(paths["ca_key"], "rb") as handle:
+            ca_key = serialization.load_pem_private_key(handle.read(), password=None)
+        with open(paths["ca_cert"], "rb") as handle:
+            ca_name = x509.load_pem_x509_certificate(handle.read()).subject
+        server_key = _key()
+        write_atomic(paths["server_key"], _key_pem(server_key))
+        write_atomic(paths["server_cert"], _cert_pem(_server_cert(server_key, ca_key, ca_name)), 0o644)
         return paths
 
     ca_key = _key()
@@ -81,13 +113,7 @@ def ensure_pki(directory):
                .sign(ca_key, hashes.SHA256()))
 
     server_key = _key()
-    sans = [x509.DNSName(n) for n in SERVER_NAMES] + [x509.IPAddress(ipaddress.ip_address(i)) for i in SERVER_IPS]
-    server_cert = (_builder(_name("localhost"), ca_name, server_key.public_key(), 825)
-                   .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-                   .sign(ca_key, hashes.SHA256()))
+    server_cert = _server_cert(server_key, ca_key, ca_name)
 
     # Entra accepts self-signed application certificates; the lab's is self-signed too.
     app_key = _key()

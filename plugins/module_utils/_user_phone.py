@@ -314,6 +314,24 @@ def get_entra_user(graph, identity, select=ENTRA_SELECT):
         raise
 
 
+def patch_entra(graph, user, body):
+    """PATCH the user; Graph's 403 becomes a message that says what to do."""
+    try:
+        graph.patch("users/%s" % quote(user["id"], safe=""), body)
+    except GraphError as error:
+        if error.status != 403:
+            raise
+        raise DirsyncError(
+            "Graph refused to change the mobilePhone of %s (403 %s: %s). Microsoft lets an app change the phone numbers of a user who "
+            "holds an administrator role only when the app itself holds the Privileged Authentication Administrator (or Global "
+            "Administrator) role; for other users the app needs User-Phone.ReadWrite.All (or User.ReadWrite.All). Fix: if %s is an "
+            "administrator, change the number signed in as a Privileged Authentication Administrator or Global Administrator "
+            "(username/password or device code), or assign that role to the app; otherwise grant the permission (admin consent). "
+            "Nothing was changed for this user." % (user.get("userPrincipalName"), error.code or "Forbidden", error.graph_message or "",
+                                                    user.get("userPrincipalName")),
+            status=403, code=error.code, request_id=error.request_id) from None
+
+
 def apply_entra(graph, specs, ignore_format=False, check_mode=False):
     """Read, plan and (unless check mode) PATCH each user over the client's kept-alive session.
 
@@ -334,7 +352,7 @@ def apply_entra(graph, specs, ignore_format=False, check_mode=False):
             before, after, body = plan_entra(spec, user, ignore_format)
             result["before"] = before
             if body is not None and not check_mode:
-                graph.patch("users/%s" % quote(user["id"], safe=""), body)
+                patch_entra(graph, user, body)
             result["after"] = after
             result["changed"] = body is not None
         except DirsyncError as error:

@@ -134,10 +134,48 @@ def test_cloud_sync_restart_makes_the_tenant_reflect_ad(lab, emulator, standin, 
     second = playbook(PLAY, extra_vars=cloud_sync_vars(lab, emulator))
     assert second.rc == 0, second.stdout[-3000:]
     job = action_result(second, "cloud_sync_job")["result"]
-    assert job["restarted"] is True and job["execution"]["state"] == "Succeeded"
+    assert job["restarted"] is True and job["execution"]["state"] == "Succeeded" and job["object_errors"] == []
+    # The execution reported is the cycle the restart started: it began at or after the restart, and it ended.
+    assert job["execution"]["timeBegan"] >= job["restarted_at"][:19] and not job["execution"]["timeEnded"].startswith("0001-")
+    assert "inProgress" not in job["status"]
     assert cloud_mobile(emulator, ad_user["upn"]) == (True, "+1 425 555 0199")
     fact = action_result(second, "set_fact")["result"]["ansible_facts"]["full_sync_result"]
     assert fact["engine"] == "cloud_sync" and fact["ran"] is True
+
+
+def test_cloud_sync_object_errors_are_reported_and_fail_only_when_asked(lab, emulator, standin, ad_user, playbook):
+    # A cloud-only user holds the AD user's UPN: the full cycle cannot create the synced user.
+    standin.post("/seed/users", {"users": [{"userPrincipalName": ad_user["upn"], "displayName": "cloud holder"}]})
+    try:
+        failed = playbook(PLAY, extra_vars=cloud_sync_vars(lab, emulator))
+        assert failed.rc != 0
+        result = action_result(failed, "cloud_sync_job")["result"]
+        assert "ended with EntryLevelErrors" in result["msg"] and ad_user["upn"] in result["msg"] and "fail_on_errors=false" in result["msg"]
+        assert [(item["object"], item["error_code"]) for item in result["object_errors"]] == [(ad_user["upn"], "AttributeValueMustBeUnique")]
+        assert result["execution"]["state"] == "EntryLevelErrors" and result["execution"]["countEscrowed"] == 1
+
+        reported = playbook(PLAY, extra_vars=dict(cloud_sync_vars(lab, emulator), full_sync_fail_on_errors=False))
+        assert reported.rc == 0, reported.stdout[-3000:]
+        result = action_result(reported, "cloud_sync_job")["result"]
+        assert result["object_errors"][0]["distinguished_name"] == ad_user["dn"]
+        assert any("EntryLevelErrors" in warning for warning in result.get("warnings", []))
+    finally:
+        standin.post("/seed/delete", {"ids": [ad_user["upn"]]})
+
+
+def test_cloud_sync_job_refuses_an_empty_service_principal_id(playbook):
+    run = playbook("""
+- hosts: lab
+  gather_facts: false
+  tasks:
+    - name: Restart with an empty service principal
+      module_defaults:
+        entraid.dirsync.cloud_sync_job: "{{ entraid_graph }}"
+      entraid.dirsync.cloud_sync_job:
+        service_principal_id: ""
+""")
+    assert run.rc != 0
+    assert action_result(run, "cloud_sync_job")["result"]["msg"].startswith("service_principal_id is empty")
 
 
 def test_entra_connect_waits_for_a_busy_server_then_runs_a_full_cycle(emulator, standin, ad_user, playbook):

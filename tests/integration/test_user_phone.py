@@ -349,6 +349,16 @@ def test_entra_errors_are_clear_and_write_nothing(cloud_users, control, playbook
     assert state[cloud["id"]]["mobilePhone"] == "+1 222"
 
 
+def test_entra_app_only_change_of_an_administrators_phone_says_what_to_do(cloud_users, control, playbook):
+    admin, = cloud_users(1, "upt-admin", mobilePhone="+1 111", roles=["User Administrator"])
+    play = PLAY + task("admin", "entraid.dirsync.user_phone", {"directory": "entra", "identity": admin["userPrincipalName"], "mobile": "+1 222"},
+                       "      ignore_errors: true\n")
+    result = failed(playbook(play), "admin")
+    assert "403 Authorization_RequestDenied" in result["msg"] and "Privileged Authentication Administrator" in result["msg"]
+    assert "Nothing was changed for this user" in result["msg"]
+    assert tenant_users(control, [admin["id"]])[admin["id"]]["mobilePhone"] == "+1 111"
+
+
 # -- user_phone_info ----------------------------------------------------------------------
 
 def test_info_pairs_both_sides(scratch, cloud_users, control, playbook):

@@ -31,6 +31,8 @@ SP_ID = "5f5f5f5f-0000-4000-8000-00000000aaaa"
 JOB_ID = "AD2AADProvisioning.0123456789abcdef0123456789abcdef"
 GRAPH_SCOPE = ["https://localhost/.default"]
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_APP = "a1a1a1a1-0000-4000-8000-000000000004"
+UNSET = "0001-01-01T00:00:00Z"
 
 
 def _key():
@@ -84,7 +86,9 @@ def make_config(pki, port=0, cycle_seconds=0.0):
              "apps": [
                  {"client_id": DAEMON, "display_name": "daemon", "client_secret": SECRET, "certificate_pem": pki["app_cert"],
                   "application_permissions": ["User.ReadWrite.All", "Synchronization.ReadWrite.All", "Organization.Read.All",
-                                              "OnPremDirectorySynchronization.ReadWrite.All"]},
+                                              "OnPremDirectorySynchronization.ReadWrite.All", "AuditLog.Read.All"]},
+                 {"client_id": PRIVILEGED_APP, "display_name": "privileged", "client_secret": SECRET,
+                  "application_permissions": ["User.ReadWrite.All"], "directory_roles": ["Privileged Authentication Administrator"]},
                  {"client_id": READER, "display_name": "reader", "client_secret": SECRET, "application_permissions": ["User.Read.All"]},
                  {"client_id": CLI, "display_name": "cli", "public_client": True,
                   "delegated_permissions": ["OnPremDirectorySynchronization.ReadWrite.All", "User.ReadWrite.All"]}],
@@ -412,8 +416,9 @@ def test_advanced_query_rules(lab):
     found = lab.get("/v1.0/users?$filter=startswith(userPrincipalName,'USER0000') and userPrincipalName eq 'user00003@LAB.test'", token)
     assert [item["userPrincipalName"] for item in found.json()["value"]] == ["user00003@lab.test"]
     assert lab.get("/v1.0/users?$search=\"displayName:User 7\"", token).status_code == 400
-    search = lab.get("/v1.0/users?$count=true&$search=\"displayName:User 7\"", token, headers=dict(eventual)).json()
-    assert [item["displayName"] for item in search["value"]] == ["User 7"]
+    # $search needs the header, not $count.
+    search = lab.get("/v1.0/users?$search=\"displayName:User 7\"", token, headers=dict(eventual)).json()
+    assert [item["displayName"] for item in search["value"]] == ["User 7"] and "@odata.count" not in search
     assert graph_error(lab.get("/v1.0/users?$skiptoken=forged", token))[0] == "Request_BadRequest"
     assert lab.get("/v1.0/users?$top=1000", token).status_code == 400
     assert lab.get("/v1.0/users?$filter=nosuch eq 1", token).status_code == 400
@@ -453,33 +458,166 @@ def test_directory_sync_features(lab):
     assert lab.get("/v1.0/directory/onPremisesSynchronization", no_sync).json()["value"] == []
 
 
-def test_cloud_sync_job_restart_runs_a_full_cycle(lab):
+JOBS = "/v1.0/servicePrincipals/%s/synchronization/jobs" % SP_ID
+
+
+def job_status(lab, token):
+    return lab.get(JOBS + "/" + JOB_ID, token).json()["status"]
+
+
+def wait_idle(lab):
+    tenant = lab.emulator.state.default
+    deadline = time.monotonic() + 30
+    while lab.emulator.sync.running(tenant) is not None:
+        assert time.monotonic() < deadline, "the sync engine stayed busy"
+        time.sleep(0.05)
+
+
+def test_cloud_sync_job_restart_runs_a_full_cycle_and_reports_as_documented(lab):
     lab.seed([synced(1)])  # not in AD any more: a full cycle deletes it
     token = lab.app_token()
-    jobs = "/v1.0/servicePrincipals/%s/synchronization/jobs" % SP_ID
-    assert [job["id"] for job in lab.get(jobs, token).json()["value"]] == [JOB_ID]
+    assert [job["id"] for job in lab.get(JOBS, token).json()["value"]] == [JOB_ID]
+    before = job_status(lab, token)
+    assert before["code"] == "NotRun" and before["lastExecution"] is None and "inProgress" not in before
+    assert before["steadyStateFirstAchievedTime"] == UNSET
     lab.ad.release.clear()
-    assert lab.post(jobs + "/" + JOB_ID + "/restart", {"criteria": {"resetScope": "Full"}}, token).status_code == 204
-    status = lab.get(jobs + "/" + JOB_ID, token).json()["status"]
-    assert status["code"] == "Active" and status["inProgress"] is True and status["lastExecution"]["state"] == "InProgress"
+    # An empty resetScope is accepted ("can also be empty"); every restart answers 204, even during a cycle.
+    assert lab.post(JOBS + "/" + JOB_ID + "/restart", {"criteria": {"resetScope": ""}}, token).status_code == 204
+    assert lab.post(JOBS + "/" + JOB_ID + "/restart", {"criteria": {"resetScope": "Full"}}, token).status_code == 204
+    assert lab.post(JOBS + "/" + JOB_ID + "/restart", {"criteria": {"resetScope": "Bogus"}}, token).status_code == 400
+    running = job_status(lab, token)
+    assert running["lastExecution"] is None and "inProgress" not in running  # default option: the previous execution
     lab.ad.release.set()
-    run = lab.control("GET", "/sync")["runs"][-1]
-    lab.emulator.sync.wait(lab.emulator.state.default, run["id"], timeout=30)
-    status = lab.get(jobs + "/" + JOB_ID, token).json()["status"]
-    assert status["inProgress"] is False and status["lastExecution"]["state"] == "Succeeded"
-    assert lab.control("GET", "/sync")["runs"][-1]["deleted"] == 1
+    deadline = time.monotonic() + 30
+    while len(lab.control("GET", "/sync")["runs"]) < 2 or lab.control("GET", "/sync")["running"]:
+        assert time.monotonic() < deadline, "the queued full cycle did not run"
+        time.sleep(0.05)
+    runs = lab.control("GET", "/sync")["runs"]
+    assert [run["type"] for run in runs] == ["initial", "initial"] and runs[0]["deleted"] == 1
+    status = job_status(lab, token)
+    last = status["lastExecution"]
+    assert status["code"] == "Active" and last["state"] == "Succeeded" and last["timeEnded"] != UNSET
+    assert last["timeBegan"] == runs[-1]["started"] and last["activityIdentifier"] and last["error"] is None
+    assert status["lastSuccessfulExecution"] == last and status["countSuccessiveCompleteFailures"] == 0
     assert lab.get("/v1.0/servicePrincipals/%s/synchronization/jobs" % uuid.uuid4(), token).status_code == 404
+
+
+def test_cloud_sync_running_execution_placeholder_option(lab):
+    token = lab.app_token()
+    assert lab.control("POST", "/options", {"options": {"running_execution": "placeholder"}})["options"]["running_execution"] == "placeholder"
+    lab.ad.release.clear()
+    assert lab.post(JOBS + "/" + JOB_ID + "/restart", {"criteria": {"resetScope": "Full"}}, token).status_code == 204
+    last = job_status(lab, token)["lastExecution"]
+    assert last["timeEnded"] == UNSET and last["state"] is None and last["timeBegan"] != UNSET
+    lab.ad.release.set()
+    wait_idle(lab)
+    assert job_status(lab, token)["lastExecution"]["timeEnded"] != UNSET
+    assert requests.post(lab.control_url + "/options", json={"options": {"running_execution": "maybe"}}, timeout=30).status_code == 400
+
+
+def test_object_errors_end_a_cycle_with_entry_level_errors_and_provisioning_logs(lab):
+    lab.seed([{"userPrincipalName": "taken@lab.test"}])
+    lab.ad.entries.append(ad_entry("taken", uuid.uuid4()))
+    token = lab.app_token()
+    lab.control("POST", "/sync", {"type": "initial"})
+    status = job_status(lab, token)
+    last = status["lastExecution"]
+    assert last["state"] == "EntryLevelErrors" and last["countEscrowed"] == 1 and last["error"]["code"] == "EntryLevelErrors"
+    assert status["lastSuccessfulExecution"] is None
+    logs = lab.get("/v1.0/auditLogs/provisioning?$filter=jobId eq '%s' and activityDateTime ge %s and provisioningStatusInfo/status eq "
+                   "'failure'" % (JOB_ID, last["timeBegan"]), token)
+    assert logs.status_code == 200, logs.text
+    [event] = logs.json()["value"]
+    assert event["cycleId"] == last["activityIdentifier"] and event["sourceIdentity"]["details"]["userPrincipalName"] == "taken@lab.test"
+    assert event["provisioningStatusInfo"]["errorInformation"]["errorCode"] == "AttributeValueMustBeUnique"
+    assert lab.get("/v1.0/auditLogs/provisioning", lab.app_token(READER)).status_code == 403
+
+
+def test_graph_accepts_what_microsoft_documents(lab):
+    lab.seed([synced(index, displayName="User %d" % (9 - index), onPremisesUserPrincipalName="u%d@corp.local" % index,
+                     onPremisesDistinguishedName="CN=u%d,DC=corp" % index) for index in range(5)]
+             + [{"userPrincipalName": "cloud@lab.test", "displayName": "Cloud"}])
+    token = lab.app_token()
+    # msgraph-sdk sends @odata.type in every PATCH body.
+    body = {"@odata.type": "#microsoft.graph.user", "usageLocation": "US", "otherMails": ["c@example.com"]}
+    assert lab.patch("/v1.0/users/cloud@lab.test", body, token).status_code == 204
+    cloud = lab.get("/v1.0/users/cloud@lab.test?$select=otherMails,usageLocation,city,proxyAddresses", token).json()
+    assert (cloud["otherMails"], cloud["usageLocation"], cloud["city"], cloud["proxyAddresses"]) == (["c@example.com"], "US", None, [])
+    # $count=true without ConsistencyLevel is ignored on a basic query.
+    counted = lab.get("/v1.0/users?$count=true&$filter=onPremisesSyncEnabled eq true", token)
+    assert counted.status_code == 200 and "@odata.count" not in counted.json() and len(counted.json()["value"]) == 5
+    names, url = [], "/v1.0/users?$orderby=displayName&$top=3"
+    while url:
+        page = lab.get(url, token).json()
+        names.extend(item["displayName"] for item in page["value"])
+        url = page.get("@odata.nextLink")
+    assert names == sorted(["Admin", "Helpdesk", "MFA", "Cloud"] + ["User %d" % (9 - i) for i in range(5)])
+    assert lab.get("/v1.0/users?$orderby=displayName desc", token).json()["value"][0]["displayName"] == "User 9"
+    assert lab.get("/v1.0/users?$orderby=jobTitle", token).status_code == 400  # an advanced query
+    by_upn = lab.get("/v1.0/users?$filter=onPremisesUserPrincipalName eq 'u3@corp.local'", token).json()["value"]
+    assert [item["userPrincipalName"] for item in by_upn] == ["user00003@lab.test"]
+    for name in ("onPremisesDistinguishedName", "onPremisesDomainName"):
+        refused = lab.get("/v1.0/users?$filter=%s eq 'x'" % name, token, headers={"ConsistencyLevel": "eventual"})
+        assert refused.status_code == 400 and graph_error(refused)[0] == "Request_UnsupportedQuery"
+    # azure-identity and msgraph-sdk ask for the resource URL form of Graph.
+    response = requests.post("%s/oauth2/v2.0/token" % lab.authority, verify=lab.ca, timeout=60, data={
+        "grant_type": "client_credentials", "client_id": DAEMON, "client_secret": SECRET, "scope": "https://graph.microsoft.com/.default"})
+    assert response.status_code == 200, response.text
+    assert lab.get("/v1.0/organization", response.json()["access_token"]).status_code == 200
+
+
+def test_app_only_phone_change_of_an_administrator_needs_a_privileged_role(lab):
+    lab.seed([{"userPrincipalName": "useradmin@lab.test", "roles": ["User Administrator"], "mobilePhone": "+1 old"}])
+    token = lab.app_token()
+    refused = lab.patch("/v1.0/users/useradmin@lab.test", {"mobilePhone": "+1 new"}, token)
+    assert refused.status_code == 403 and graph_error(refused) == ("Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    assert lab.patch("/v1.0/users/useradmin@lab.test", {"jobTitle": "Admin"}, token).status_code == 204  # not sensitive
+    assert lab.patch("/v1.0/users/useradmin@lab.test", {"mobilePhone": "+1 new"}, lab.app_token(PRIVILEGED_APP)).status_code == 204
+    assert lab.patch("/v1.0/users/useradmin@lab.test", {"mobilePhone": "+1 ga"}, lab.user_token("admin@lab.test")).status_code == 204
 
 
 # Control API
 
 
+def ad_entry(name, guid, mobile="+1 AD", usn=1):
+    return {"objectGUID": guid.bytes_le, "mS-DS-ConsistencyGuid": None, "userPrincipalName": "%s@lab.test" % name,
+            "displayName": name.title(), "givenName": name.title(), "sn": None, "mail": None, "mobile": mobile, "otherMobile": ["+1 AD2"],
+            "userAccountControl": 512, "objectSid": None, "distinguishedName": "CN=%s,OU=Sync,DC=lab,DC=test" % name,
+            "sAMAccountName": name, "uSNChanged": usn}
+
+
+def ann_of(lab):
+    return next(user for user in lab.control("GET", "/state")["tenants"][0]["users"] if user["userPrincipalName"] == "ann@lab.test")
+
+
+def test_override_markers_kept_option_brings_the_override_back_when_the_flag_is_off(lab):
+    lab.ad.entries.append(ad_entry("ann", uuid.uuid4()))
+    lab.control("POST", "/sync", {"type": "initial"})
+    lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD"}]})
+    assert lab.control("GET", "/options")["options"] == {"overrides_on_bypass": "cleared", "running_execution": "previous"}
+    lab.control("POST", "/options", {"options": {"overrides_on_bypass": "kept"}})
+    lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": True}})
+    full = lab.control("POST", "/sync", {"type": "initial"})
+    assert full["overrides_bypassed"] == 1 and full["overrides_cleared"] == 0
+    assert ann_of(lab)["mobilePhone"] == "+1 AD" and ann_of(lab)["dirSyncOverrides"] == ["mobilePhone"]
+    lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": False}})
+    lab.ad.entries[-1].update(mobile="+1 AD NEW", uSNChanged=5)
+    assert lab.control("POST", "/sync", {"type": "delta"})["overrides_kept"] == 1
+    assert ann_of(lab)["mobilePhone"] == "+1 AD"  # the override is in force again: AD's change does not reach the cloud
+
+
+def test_with_the_flag_on_a_cloud_edit_is_replaced_at_the_next_delta_cycle(lab):
+    lab.ad.entries.append(ad_entry("ann", uuid.uuid4()))
+    lab.control("POST", "/sync", {"type": "initial"})
+    lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": True}})
+    lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD EDIT"}]})
+    delta = lab.control("POST", "/sync", {"type": "delta"})
+    assert delta["read"] == 0 and delta["overrides_cleared"] == 1  # AD did not change; the engine still puts AD's value back
+    assert ann_of(lab)["mobilePhone"] == "+1 AD" and ann_of(lab)["dirSyncOverrides"] == []
+
+
 def test_control_sync_and_overrides(lab):
-    guid = uuid.uuid4()
-    lab.ad.entries.append({"objectGUID": guid.bytes_le, "mS-DS-ConsistencyGuid": None, "userPrincipalName": "ann@lab.test",
-                           "displayName": "Ann", "givenName": "Ann", "sn": None, "mail": None, "mobile": "+1 AD", "otherMobile": ["+1 AD2"],
-                           "userAccountControl": 512, "objectSid": None, "distinguishedName": "CN=Ann,OU=Sync,DC=lab,DC=test",
-                           "sAMAccountName": "ann", "uSNChanged": 1})
+    lab.ad.entries.append(ad_entry("ann", uuid.uuid4()))
     assert lab.control("POST", "/sync", {"type": "initial"})["created"] == 1
     override = {"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD", "alternateMobilePhones": ["+1 C2"]}
     lab.control("POST", "/seed/overrides", {"overrides": [override]})

@@ -120,3 +120,16 @@ def test_sign_in_accounts_keep_their_object_id_across_restarts(lab, control):
         config = json.load(handle)["tenants"][0]
     admin = lab["users"]["admin"]["username"]
     assert Tenant(config).by_upn[admin.lower()] == _user(control, userPrincipalName=admin)["id"]
+
+
+def test_samba_keeps_its_pid_file_and_sockets_under_the_lab_directory(lab):
+    """A second lab (another clone, in another network namespace) or a distribution Samba can run beside this one."""
+    run_dir = os.path.join(lab["root"], "samba", "run")
+    with open(os.path.join(run_dir, "samba.pid"), encoding="utf-8") as handle:
+        pid = int(handle.read().split()[0])
+    with open(os.path.join(lab["root"], "samba.pid"), encoding="utf-8") as handle:
+        assert int(handle.read().split()[0]) == pid
+    assert os.path.isdir(os.path.join(run_dir, "ncalrpc"))
+    if os.path.exists("/run/samba/samba.pid"):
+        with open("/run/samba/samba.pid", encoding="utf-8") as handle:
+            assert handle.read().split()[0] != str(pid)

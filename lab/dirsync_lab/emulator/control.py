@@ -4,7 +4,7 @@ to the first tenant of the configuration.
 """
 
 from .http import HttpError, Response, Router
-from .state import FEATURE_NAMES, User
+from .state import FEATURE_NAMES, User, check_options
 from .sync_engine import SyncBusy
 
 SYNC_WAIT_TIMEOUT = 3600
@@ -29,6 +29,8 @@ class Control:
         add("GET", "/sync", self.sync_status)
         add("POST", "/sync", self.run_sync)
         add("POST", "/features", self.set_features)
+        add("GET", "/options", self.get_options)
+        add("POST", "/options", self.set_options)
         add("POST", "/seed/users", self.seed_users)
         add("POST", "/seed/overrides", self.seed_overrides)
         add("POST", "/seed/delete", self.seed_delete)
@@ -92,6 +94,23 @@ class Control:
         with tenant.lock:
             tenant.features.update(features)
             return Response(200, {"features": dict(tenant.features)})
+
+    def get_options(self, request):
+        tenant = self._tenant(request.arg("tenant"))
+        with tenant.lock:
+            return Response(200, {"tenant": tenant.id, "options": dict(tenant.options)})
+
+    def set_options(self, request):
+        """Choose the lab's behaviour where Microsoft documents none (docs/lab-emulator.md); lasts until the emulator restarts."""
+        body = self._body(request)
+        tenant = self._tenant(body.get("tenant"))
+        try:
+            options = check_options(body.get("options") or {})
+        except ValueError as exc:
+            raise _error(400, str(exc)) from exc
+        with tenant.lock:
+            tenant.options.update(options)
+            return Response(200, {"tenant": tenant.id, "options": dict(tenant.options)})
 
     def seed_users(self, request):
         body = self._body(request)

@@ -14,7 +14,6 @@ from urllib.parse import quote, unquote
 
 from . import state as state_module
 from .http import HttpError, Response, Router
-from .sync_engine import SyncBusy
 
 READ_USERS = ("User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
 WRITE_USERS = ("User.ReadWrite.All", "Directory.ReadWrite.All")
@@ -23,6 +22,7 @@ READ_ORG = ("Organization.Read.All", "Organization.ReadWrite.All", "Directory.Re
 READ_SYNC_FEATURES = ("OnPremDirectorySynchronization.Read.All", "OnPremDirectorySynchronization.ReadWrite.All")
 WRITE_SYNC_FEATURES = ("OnPremDirectorySynchronization.ReadWrite.All",)
 READ_JOBS = ("Synchronization.Read.All", "Synchronization.ReadWrite.All")
+READ_PROVISIONING_LOGS = ("AuditLog.Read.All",)
 WRITE_JOBS = ("Synchronization.ReadWrite.All",)
 # Roles that may change another user's phone numbers (delegated).
 PHONE_ADMIN_ROLES = tuple(state_module.ROLE_TEMPLATE_IDS[name] for name in
@@ -31,12 +31,24 @@ PHONE_ADMIN_ROLES = tuple(state_module.ROLE_TEMPLATE_IDS[name] for name in
 PHONE_PROPERTIES = ("mobilePhone", "businessPhones")
 # Properties a PATCH may set on a cloud-only user; on a synced user AD masters them all.
 WRITABLE = ("displayName", "givenName", "surname", "mail", "mobilePhone", "businessPhones", "jobTitle", "department",
-            "companyName", "officeLocation", "preferredLanguage", "accountEnabled")
+            "companyName", "officeLocation", "preferredLanguage", "accountEnabled", "otherMails", "usageLocation", "city", "country",
+            "state", "streetAddress", "postalCode", "employeeId", "employeeType", "faxNumber", "mailNickname", "preferredName",
+            "aboutMe", "interests", "skills", "responsibilities", "pastProjects", "schools", "mySite", "birthday", "hireDate")
+# "Sensitive" properties of the user-update page: another user's may be changed only when that user holds no
+# administrator role, unless the caller (app or signed-in user) holds Privileged Authentication Administrator or
+# Global Administrator (https://learn.microsoft.com/graph/api/user-update, "Who can update sensitive attributes").
+SENSITIVE_PROPERTIES = ("businessPhones", "mobilePhone", "otherMails", "accountEnabled", "passwordProfile", "identities")
+PRIVILEGED_CALLER_ROLES = tuple(state_module.ROLE_TEMPLATE_IDS[name] for name in
+                                ("Global Administrator", "Privileged Authentication Administrator"))
 MAX_PHONE = 64
 # Filtering on these needs an advanced query (ConsistencyLevel: eventual and $count=true).
 ADVANCED_FILTER_PROPERTIES = ("mobilePhone", "businessPhones", "onPremisesImmutableId", "onPremisesSamAccountName",
-                              "onPremisesDistinguishedName", "onPremisesDomainName", "onPremisesUserPrincipalName",
                               "onPremisesLastSyncDateTime", "officeLocation", "department", "companyName", "createdDateTime")
+# The user resource lists these as not filterable at all.
+NOT_FILTERABLE = ("onPremisesDistinguishedName", "onPremisesDomainName", "aboutMe", "birthday", "interests", "mySite", "pastProjects",
+                  "preferredName", "responsibilities", "schools", "skills", "mailboxSettings", "passwordProfile", "print")
+# $orderby without an advanced query (the user resource: "Supports ... $orderby").
+DEFAULT_ORDERBY = ("displayName", "userPrincipalName")
 SYNCED_MESSAGE = "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration."
 
 
@@ -134,8 +146,11 @@ class FilterParser:
 
     def _property(self):
         name = self._take("word")
-        for known in state_module.USER_PROPERTIES:
+        for known in state_module.DOCUMENTED_USER_PROPERTIES:
             if known.lower() == name.lower():
+                if known in NOT_FILTERABLE:
+                    raise bad_request("Unsupported or invalid query filter clause specified for property '%s' of resource 'User'." % known,
+                                      code="Request_UnsupportedQuery")
                 if known in ADVANCED_FILTER_PROPERTIES:
                     self._needs_advanced("Unsupported or invalid query filter clause specified for property '%s' of resource 'User'. "
                                          "Filtering on it needs the ConsistencyLevel:eventual header and $count=true." % known)
@@ -214,6 +229,11 @@ class FilterParser:
         return lambda user: _fold(user.props.get(name)) == literal
 
 
+def _without_annotations(body):
+    """The body without OData annotations ("@odata.type" and the like), which Graph accepts in request bodies."""
+    return {key: value for key, value in body.items() if not key.startswith("@")}
+
+
 def compile_filter(text):
     """(predicate, reason it needs an advanced query or None)."""
     parser = FilterParser(text)
@@ -266,6 +286,7 @@ class Graph:
         add("GET", jobs, self.list_jobs)
         add("GET", jobs + r"/(?P<job_id>[^/]+)", self.get_job)
         add("POST", jobs + r"/(?P<job_id>[^/]+)/restart", self.restart_job)
+        add("GET", r"/v1\.0/auditLogs/provisioning", self.provisioning_logs)
 
     # Tokens and permissions
     def _auth(self, request):
@@ -318,12 +339,14 @@ class Graph:
         body = request.json()
         if not isinstance(body, dict):
             raise bad_request("The request body must be a JSON object.")
+        body = _without_annotations(body)
         for key in body:
             if key not in ("features", "id"):
                 raise bad_request("Property '%s' cannot be updated by the lab emulator: only 'features' can." % key)
         features = body.get("features", {})
         if not isinstance(features, dict):
             raise bad_request("Invalid value for property 'features': an object of booleans is expected.")
+        features = _without_annotations(features)
         with tenant.lock:
             for name, value in features.items():
                 if name not in state_module.FEATURE_NAMES:
@@ -343,7 +366,7 @@ class Graph:
             return list(state_module.DEFAULT_SELECT)
         selected = []
         for name in (part.strip() for part in raw.split(",") if part.strip()):
-            known = next((prop for prop in state_module.USER_PROPERTIES if prop.lower() == name.lower()), None)
+            known = next((prop for prop in state_module.DOCUMENTED_USER_PROPERTIES if prop.lower() == name.lower()), None)
             if known is None:
                 raise bad_request("Parsing OData Select and Expand failed: Could not find a property named '%s' on type "
                                   "'microsoft.graph.user'." % name)
@@ -375,46 +398,63 @@ class Graph:
         if not re.fullmatch(r"\d+", top_raw) or not 1 <= int(top_raw) <= 999:
             raise bad_request("Invalid page size specified: '%s'. Must be between 1 and 999 inclusive." % top_raw, code="Request_BadRequest")
         top = int(top_raw)
-        for unsupported in ("$skip", "$orderby", "$expand"):
+        for unsupported in ("$skip", "$expand"):
             if request.arg(unsupported) is not None:
                 raise bad_request("'%s' is not supported on users by Graph or by the lab emulator." % unsupported, code="Request_BadRequest")
         count_raw = request.arg("$count")
         if count_raw not in (None, "true", "false"):
             raise bad_request("Invalid value for $count: '%s'." % count_raw, code="BadRequest")
-        want_count = count_raw == "true"
+        eventual = (request.header("ConsistencyLevel") or "").lower() == "eventual"
+        # Without ConsistencyLevel: eventual, Graph ignores $count=true on a basic query.
+        want_count = count_raw == "true" and eventual
         predicates, reason = [], None
         if request.arg("$filter"):
             predicate, reason = compile_filter(request.arg("$filter"))
             predicates.append(predicate)
-        if request.arg("$search") is not None:
-            predicates.append(compile_search(request.arg("$search")))
-            reason = reason or "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'."
-        if want_count:
-            reason = reason or "$count is not currently supported without the ConsistencyLevel:eventual header."
-        eventual = (request.header("ConsistencyLevel") or "").lower() == "eventual"
-        if reason and not (eventual and want_count):
+        order = self._orderby(request.arg("$orderby"))
+        if order and order[0] not in DEFAULT_ORDERBY:
+            reason = reason or "Sorting by '%s' is not supported without the ConsistencyLevel:eventual header and $count=true." % order[0]
+        if order and request.arg("$filter"):
+            reason = reason or "Sorting a filtered result is not supported without the ConsistencyLevel:eventual header and $count=true."
+        if reason and not (eventual and count_raw == "true"):
             raise advanced_required(reason)
+        # $search needs the header, not $count.
+        if request.arg("$search") is not None:
+            if not eventual:
+                raise advanced_required("Request with $search query parameter only works through MSGraph with a special request header: "
+                                        "'ConsistencyLevel: eventual'.")
+            predicates.append(compile_search(request.arg("$search")))
 
         def matches(user):
             return all(predicate(user) for predicate in predicates)
         token = request.arg("$skiptoken")
         position, total = self._read_skiptoken(token) if token is not None else (0, None)
         items = []
+        value = state_module.property_value
         with tenant.lock:
-            order, users = tenant.order, tenant.users
+            users = tenant.users
+            if order:
+                # A sorted listing is computed per page: fine at lab sizes, and stable between pages.
+                name, descending = order
+                ids = sorted((uid for uid in tenant.order if uid in users and matches(users[uid])),
+                             key=lambda uid: (_fold(users[uid].props.get(name)) is None, _fold(users[uid].props.get(name)) or "", uid),
+                             reverse=descending)
+                sequence, filtered = ids, True
+            else:
+                sequence, filtered = tenant.order, False
             if want_count and total is None:
-                total = sum(1 for uid in order if uid in users and matches(users[uid]))
-            size = len(order)
+                total = len(sequence) if filtered else sum(1 for uid in sequence if uid in users and matches(users[uid]))
+            size = len(sequence)
             while position < size and len(items) < top:
-                user = users.get(order[position])
+                user = users.get(sequence[position])
                 position += 1
-                if user is not None and matches(user):
+                if user is not None and (filtered or matches(user)):
                     props = user.props
-                    items.append({name: props[name] for name in select})
+                    items.append({name: value(props, name) for name in select})
             # Advance to the next match so the last page carries no nextLink.
             while position < size:
-                user = users.get(order[position])
-                if user is not None and matches(user):
+                user = users.get(sequence[position])
+                if user is not None and (filtered or matches(user)):
                     break
                 position += 1
         body = {"@odata.context": self._context("users(%s)" % ",".join(select))}
@@ -428,6 +468,19 @@ class Graph:
             body["@odata.nextLink"] = "%s/v1.0/users?%s" % (self.base(), query)
         return Response(200, body)
 
+    @staticmethod
+    def _orderby(raw):
+        """(property, descending) of a one-property $orderby, or None."""
+        if raw is None:
+            return None
+        match = re.fullmatch(r"\s*([A-Za-z]+)(?:\s+(asc|desc))?\s*", raw, re.IGNORECASE)
+        if not match:
+            raise bad_request("The lab emulator sorts by one property only: $orderby=<property> [asc|desc], got '%s'." % raw, code="BadRequest")
+        known = next((prop for prop in state_module.DOCUMENTED_USER_PROPERTIES if prop.lower() == match.group(1).lower()), None)
+        if known is None:
+            raise bad_request("Could not find a property named '%s' on type 'microsoft.graph.user'." % match.group(1), code="BadRequest")
+        return known, (match.group(2) or "asc").lower() == "desc"
+
     def _user(self, tenant, key):
         key = unquote(key)
         with tenant.lock:
@@ -439,7 +492,7 @@ class Graph:
     def _user_response(self, request, user):
         select = self._select(request)
         with_context = {"@odata.context": self._context("users(%s)/$entity" % ",".join(select))}
-        with_context.update({name: user.props[name] for name in select})
+        with_context.update({name: state_module.property_value(user.props, name) for name in select})
         return Response(200, with_context)
 
     def get_user(self, request, key):
@@ -456,22 +509,39 @@ class Graph:
     def patch_user(self, request, key):
         tenant, claims = self._auth(request)
         body = request.json()
-        if not isinstance(body, dict) or not body:
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object with the properties to update.")
+        # Clients such as msgraph-sdk send "@odata.type": "#microsoft.graph.user"; Graph accepts annotations.
+        body = _without_annotations(body)
+        if not body:
             raise bad_request("The request body must be a JSON object with the properties to update.")
         phones_only = all(name in PHONE_PROPERTIES for name in body)
         self._require(claims, WRITE_PHONES if phones_only else WRITE_USERS, PHONE_ADMIN_ROLES)
         user = self._user(tenant, key)
         for name, value in body.items():
-            if name not in state_module.USER_PROPERTIES:
+            if name not in state_module.DOCUMENTED_USER_PROPERTIES:
                 raise bad_request("Invalid property '%s'." % name)
             if name not in WRITABLE:
                 raise bad_request("Property '%s' is read-only and cannot be set." % name)
             self._check_value(name, value)
         with tenant.lock:
+            self._check_sensitive(claims, user, body)
             if user.synced:
                 raise bad_request(SYNCED_MESSAGE)
             user.props.update(body)
         return Response(204)
+
+    @staticmethod
+    def _check_sensitive(claims, user, body):
+        """403 for another user's sensitive properties when that user holds an administrator role and the caller
+        holds neither Privileged Authentication Administrator nor Global Administrator."""
+        if not user.roles or not any(name in SENSITIVE_PROPERTIES for name in body):
+            return
+        if claims.get("oid") == user.id:
+            return
+        if set(claims.get("wids", [])).intersection(PRIVILEGED_CALLER_ROLES):
+            return
+        raise forbidden()
 
     @staticmethod
     def _check_value(name, value):
@@ -518,17 +588,96 @@ class Graph:
     def restart_job(self, request, sp_id, job_id):
         tenant = self._jobs_tenant(request, sp_id, WRITE_JOBS)
         body = request.json()
-        scope = (body.get("criteria") or {}).get("resetScope") if isinstance(body, dict) else None
-        if scope is not None and not re.fullmatch(r"[A-Za-z, ]+", str(scope)):
-            raise bad_request("Invalid value for criteria.resetScope: '%s'." % scope)
+        criteria = body.get("criteria") if isinstance(body, dict) else None
+        scope = (criteria or {}).get("resetScope")
+        # A comma list of Watermark, Escrows, QuarantineState, Full, ForceDeletes; it may be empty.
+        if scope is not None:
+            parts = [part.strip() for part in str(scope).split(",") if part.strip()]
+            unknown = [part for part in parts if part.lower() not in ("watermark", "escrows", "quarantinestate", "full", "forcedeletes")]
+            if unknown:
+                raise bad_request("Invalid value for criteria.resetScope: '%s'." % scope)
         with tenant.lock:
             job = tenant.jobs.get(job_id)
             if job is None:
                 raise not_found(job_id)
-        try:
-            run = self.sync.start(tenant, "initial")
-        except SyncBusy as exc:
-            raise HttpError(409, "Conflict", str(exc)) from exc
-        with tenant.lock:
-            job["run_id"] = run["id"]
+        # Documented: "returns a 204 No Content"; a restart during a cycle makes the following cycle a full one.
+        run = self.sync.restart(tenant)
+        if run is not None:
+            with tenant.lock:
+                job["run_id"] = run["id"]
         return Response(204)
+
+    # Provisioning logs (provisioningObjectSummary): the per-object outcome of the Cloud Sync job's cycles.
+    def provisioning_logs(self, request):
+        tenant, claims = self._auth(request)
+        self._require(claims, READ_PROVISIONING_LOGS)
+        predicate = compile_log_filter(request.arg("$filter"))
+        top_raw = request.arg("$top", "1000")
+        if not re.fullmatch(r"\d+", top_raw) or not 1 <= int(top_raw) <= 1000:
+            raise bad_request("Invalid page size specified: '%s'." % top_raw)
+        events = []
+        with tenant.lock:
+            job = next(iter(tenant.jobs.values()), None)
+            for run in tenant.runs:
+                for error in run["errors"]:
+                    event = provisioning_event(tenant, job, run, error)
+                    if predicate(event):
+                        events.append(event)
+        events.sort(key=lambda event: event["activityDateTime"], reverse=True)
+        return Response(200, {"@odata.context": self._context("auditLogs/provisioning"), "value": events[:int(top_raw)]})
+
+
+def provisioning_event(tenant, job, run, error):
+    """A provisioningObjectSummary for one object error of a cycle."""
+    upn = error.get("userPrincipalName")
+    return {
+        "id": "%s-%s" % (run["activity"], hashlib.sha1((error.get("distinguishedName") or "").encode()).hexdigest()[:12]),  # nosec - an id
+        "activityDateTime": error.get("time") or run["started"], "cycleId": run["activity"], "changeId": run["activity"],
+        "jobId": job["id"] if job else None, "durationInMilliseconds": 0, "provisioningAction": "create",
+        "provisioningStatusInfo": {"status": "failure", "errorInformation": {
+            "errorCode": error.get("code") or "SynchronizationError", "errorCategory": "failure", "reason": error["error"],
+            "additionalDetails": None, "recommendedAction": "Fix the object in Active Directory, then let the next cycle retry it."}},
+        "sourceIdentity": {"id": error.get("immutableId"), "displayName": upn, "identityType": "User",
+                           "details": {"distinguishedName": error.get("distinguishedName"), "userPrincipalName": upn}},
+        "targetIdentity": {"id": None, "displayName": upn, "identityType": "User", "details": {}},
+        "servicePrincipal": {"id": tenant.service_principal_id, "name": tenant.display_name},
+        "sourceSystem": {"id": None, "displayName": "Active Directory", "details": {}},
+        "targetSystem": {"id": None, "displayName": "Entra ID", "details": {}},
+        "initiatedBy": {"id": None, "displayName": "Azure AD Provisioning Service", "initiatingType": "system"},
+        "tenantId": tenant.id,
+    }
+
+
+_LOG_CLAUSE = re.compile(r"\s*([A-Za-z/]+)\s+(eq|ne|ge|gt|le|lt)\s+('(?:[^']|'')*'|[0-9T:.Z+-]+)\s*", re.IGNORECASE)
+
+
+def compile_log_filter(text):
+    """$filter on provisioning logs: clauses 'path op value' joined by 'and' (paths like provisioningStatusInfo/status)."""
+    if not text:
+        return lambda event: True
+    clauses = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        match = _LOG_CLAUSE.fullmatch(part)
+        if not match:
+            raise bad_request("Invalid filter clause: the lab emulator supports 'property op value' clauses joined by 'and' on "
+                              "provisioning logs, got '%s'." % part, code="BadRequest")
+        path, operator, literal = match.group(1), match.group(2).lower(), match.group(3)
+        if literal.startswith("'"):
+            literal = literal[1:-1].replace("''", "'")
+        clauses.append((path.split("/"), operator, literal))
+
+    def value_of(event, path):
+        for name in path:
+            event = (event or {}).get(name) if isinstance(event, dict) else None
+        return event
+
+    compare = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+               "le": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+
+    def matches(event):
+        for path, operator, literal in clauses:
+            value = value_of(event, path)
+            if value is None or not compare[operator](str(value), literal):
+                return False
+        return True
+    return matches

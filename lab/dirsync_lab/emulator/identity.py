@@ -12,6 +12,7 @@ import secrets
 import string
 import threading
 import time
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -93,6 +94,7 @@ class Identity:
         self.router.add("GET", seg + r"/v2\.0/\.well-known/openid-configuration", self.openid_configuration)
         self.router.add("GET", seg + r"/discovery/v2\.0/keys", self.keys)
         self.router.add("GET", r"/common/userrealm/(?P<username>[^/]+)", self.user_realm)
+        self.router.add("GET", r"/(?:common|organizations)/discovery/instance", self.instance_discovery)
         self.router.add("POST", seg + r"/oauth2/v2\.0/token", self.token)
         self.router.add("POST", seg + r"/oauth2/v2\.0/devicecode", self.device_code)
         self.router.add("GET", r"/devicelogin", self.device_login_page)
@@ -223,6 +225,19 @@ class Identity:
     def keys(self, request, segment):
         self._tenant(segment)
         return Response(200, self.tokens.jwks())
+
+    def instance_discovery(self, request):
+        """Microsoft's instance discovery, which MSAL asks for its known hosts (account aliases)."""
+        endpoint = request.arg("authorization_endpoint") or ""
+        host = urlsplit(endpoint).hostname or self.public_host
+        global_hosts = ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"]
+        aliases = global_hosts if host in global_hosts else [host]
+        return Response(200, {"tenant_discovery_endpoint": "https://%s/common/v2.0/.well-known/openid-configuration" % host,
+                              "api-version": "1.1",
+                              "metadata": [{"preferred_network": aliases[0], "preferred_cache": aliases[1] if len(aliases) > 1 else aliases[0],
+                                            "aliases": aliases},
+                                           {"preferred_network": self.public_host, "preferred_cache": self.public_host,
+                                            "aliases": [self.public_host]}]})
 
     def user_realm(self, request, username):
         domain = username.rpartition("@")[2]

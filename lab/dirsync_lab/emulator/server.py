@@ -98,12 +98,15 @@ class Emulator:
 
     def __init__(self, config, source_factory=LdapSource):
         self.config = config
-        self.state = State(config["tenants"])
+        self.state = State(config["tenants"], config.get("options"))
         self.tokens = TokenService(config["signing_key"], config.get("token_lifetime", 3600))
         self.faults = Faults()
         self.sync = SyncEngines(config.get("sync_cycle_seconds", 2.0), source_factory)
         self.public_host = config.get("public_host", "localhost")
-        audiences = config.get("graph_audiences") or ["https://%s" % self.public_host, "00000003-0000-0000-c000-000000000000"]
+        audiences = list(config.get("graph_audiences") or ["https://%s" % self.public_host, "00000003-0000-0000-c000-000000000000"])
+        # Clients written for Microsoft (azure-identity, msgraph-sdk) ask for https://graph.microsoft.com/.default.
+        if "https://graph.microsoft.com" not in audiences:
+            audiences.append("https://graph.microsoft.com")
         self.identity = Identity(self.state, self.tokens, audiences, self.base_url, self.public_host)
         self.graph = Graph(self.state, self.tokens, audiences, self.base_url, self.sync)
         self.control = Control(self.state, self.sync, self.faults, self.identity)

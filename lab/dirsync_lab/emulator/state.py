@@ -38,6 +38,50 @@ USER_PROPERTIES = (
     "onPremisesDistinguishedName", "onPremisesSamAccountName", "onPremisesDomainName", "onPremisesUserPrincipalName",
     "onPremisesLastSyncDateTime",
 )
+# Every property of the v1.0 user resource (https://learn.microsoft.com/graph/api/resources/user): $select and
+# $filter accept them all; the ones the lab does not model read as null (or [] for collections).
+DOCUMENTED_USER_PROPERTIES = USER_PROPERTIES + (
+    "aboutMe", "ageGroup", "assignedLicenses", "assignedPlans", "authorizationInfo", "birthday", "city", "consentProvidedForMinor",
+    "country", "creationType", "customSecurityAttributes", "deletedDateTime", "employeeHireDate", "employeeId",
+    "employeeLeaveDateTime", "employeeOrgData", "employeeType", "externalUserState", "externalUserStateChangeDateTime", "faxNumber",
+    "hireDate", "identities", "imAddresses", "interests", "isManagementRestricted", "isResourceAccount", "lastPasswordChangeDateTime",
+    "legalAgeGroupClassification", "licenseAssignmentStates", "mailboxSettings", "mailNickname", "mySite",
+    "onPremisesExtensionAttributes", "onPremisesProvisioningErrors", "onPremisesSipInfo", "otherMails", "passwordPolicies",
+    "passwordProfile", "pastProjects", "postalCode", "preferredDataLocation", "preferredName", "print", "provisionedPlans",
+    "proxyAddresses", "refreshTokensValidFromDateTime", "responsibilities", "schools", "securityIdentifier",
+    "serviceProvisioningErrors", "showInAddressList", "signInActivity", "signInSessionsValidFromDateTime", "skills", "state",
+    "streetAddress", "usageLocation",
+)
+COLLECTION_PROPERTIES = ("assignedLicenses", "assignedPlans", "businessPhones", "identities", "imAddresses", "interests",
+                         "licenseAssignmentStates", "onPremisesProvisioningErrors", "otherMails", "pastProjects", "provisionedPlans",
+                         "proxyAddresses", "responsibilities", "schools", "serviceProvisioningErrors", "skills")
+# Lab options where Microsoft documents nothing (docs/lab-emulator.md, "Where Microsoft documents nothing").
+# overrides_on_bypass: a sync with bypassDirSyncOverridesEnabled on clears a user's override marker ("cleared") or
+# keeps it, so the override is in force again once the flag is off ("kept").
+# running_execution: while a Cloud Sync cycle runs, lastExecution still shows the previous finished execution
+# ("previous") or the running one with an unset timeEnded ("placeholder").
+OPTION_CHOICES = {"overrides_on_bypass": ("cleared", "kept"), "running_execution": ("previous", "placeholder")}
+DEFAULT_OPTIONS = {"overrides_on_bypass": "cleared", "running_execution": "previous"}
+UNSET_DATE = "0001-01-01T00:00:00Z"
+
+
+def check_options(options):
+    """The options dict validated against OPTION_CHOICES; ValueError names the bad one."""
+    for name, value in options.items():
+        if name not in OPTION_CHOICES:
+            raise ValueError("unknown option %r; options are %s" % (name, ", ".join(sorted(OPTION_CHOICES))))
+        if value not in OPTION_CHOICES[name]:
+            raise ValueError("option %s must be one of %s, not %r" % (name, ", ".join(OPTION_CHOICES[name]), value))
+    return dict(options)
+
+
+def property_value(props, name):
+    """A user property as Graph returns it (unmodelled ones as null or [])."""
+    if name in props:
+        return props[name]
+    return [] if name in COLLECTION_PROPERTIES else None
+
+
 DEFAULT_SELECT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
                   "preferredLanguage", "surname", "userPrincipalName", "id")
 
@@ -49,7 +93,8 @@ def utcnow():
 class User:
     """A tenant user: Graph-visible ``props`` plus state Graph does not expose."""
 
-    __slots__ = ("props", "alternate_mobile_phones", "overrides", "password", "roles", "mfa_required")
+    # ``source``: what the sync engine last read from AD for the user (its connector space copy).
+    __slots__ = ("props", "alternate_mobile_phones", "overrides", "password", "roles", "mfa_required", "source")
 
     def __init__(self, props, alternate_mobile_phones=None, overrides=None, password=None, roles=None, mfa_required=False):
         self.props = {name: None for name in USER_PROPERTIES}
@@ -67,6 +112,7 @@ class User:
         self.password = password
         self.roles = list(roles or [])
         self.mfa_required = bool(mfa_required)
+        self.source = None
 
     @property
     def id(self):
@@ -103,13 +149,16 @@ class User:
 class Tenant:
     """One Entra tenant. ``lock`` guards users, features, jobs and runs."""
 
-    def __init__(self, config):
+    def __init__(self, config, options=None):
         self.id = config["id"]
         self.display_name = config.get("display_name", "Lab")
         self.verified_domains = list(config.get("verified_domains", []))
         # The <name>.onmicrosoft.com domain every tenant gets; Entra uses it for unverified UPN suffixes.
         self.initial_domain = config.get("initial_domain") or (self.verified_domains[0] if self.verified_domains else None)
         self.directory_sync = bool(config.get("directory_sync", True))
+        self.options = dict(DEFAULT_OPTIONS)
+        self.options.update(check_options(options or {}))
+        self.options.update(check_options(config.get("options") or {}))
         self.ldap = config.get("ldap")
         self.lock = threading.RLock()
         self.apps = {}
@@ -198,7 +247,7 @@ class Tenant:
         with self.lock:
             return {
                 "id": self.id, "display_name": self.display_name, "verified_domains": list(self.verified_domains),
-                "directory_sync": self.directory_sync, "features": dict(self.features),
+                "directory_sync": self.directory_sync, "features": dict(self.features), "options": dict(self.options),
                 "users": [self.users[uid].dump() for uid in self.order if uid in self.users],
                 "jobs": [dict(job) for job in self.jobs.values()], "runs": [dict(run) for run in self.runs],
                 "watermark": self.watermark,
@@ -208,8 +257,8 @@ class Tenant:
 class State:
     """All tenants of the emulator, looked up by id or verified domain."""
 
-    def __init__(self, tenants_config):
-        self.tenants = [Tenant(config) for config in tenants_config]
+    def __init__(self, tenants_config, options=None):
+        self.tenants = [Tenant(config, options) for config in tenants_config]
         if not self.tenants:
             raise ValueError("the emulator configuration names no tenant")
 

@@ -4,7 +4,10 @@
   is .NET little-endian GUID order); ``onPremisesImmutableId`` = base64 of the anchor bytes.
 - Users are matched by immutable id; unmatched AD users are created as synced users.
 - A property with a DirSyncOverride keeps its cloud value while the tenant's
-  ``bypassDirSyncOverridesEnabled`` is false; when true, AD wins and the override is cleared.
+  ``bypassDirSyncOverridesEnabled`` is false; when true, AD wins, and the override marker is
+  cleared or kept as the tenant's ``overrides_on_bypass`` option says (Microsoft documents neither).
+  With the flag on, every cycle (delta too) also puts back the AD value of users edited in the
+  cloud, from the engine's copy of what it last read from AD (the how-to's "next sync cycle" rule).
 - Delta cycles read entries with ``uSNChanged`` above the previous cycle's watermark; initial
   (full) cycles read everything in scope and delete synced users whose anchor was not seen.
 
@@ -20,7 +23,9 @@ from urllib.parse import urlsplit
 
 import ldap3
 
-from .state import User, utcnow
+import uuid
+
+from .state import UNSET_DATE, User, utcnow
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 ATTRIBUTES = ("objectGUID", "mS-DS-ConsistencyGuid", "userPrincipalName", "displayName", "givenName", "sn", "mail", "mobile",
@@ -155,6 +160,8 @@ class SyncEngines:
         self._lock = threading.Lock()
         self._running = {}
         self._done = {}
+        # Tenants whose Cloud Sync job was restarted while a cycle ran: a full cycle follows it.
+        self._queued = set()
 
     def start(self, tenant, cycle_type):
         """Start a cycle in the background; the run dict (a copy). Raises SyncBusy or ValueError."""
@@ -167,9 +174,9 @@ class SyncEngines:
             if current is not None:
                 raise SyncBusy("A sync cycle (%s, run %d) is already running for tenant %s: wait for it to finish (GET /sync)."
                                % (current["type"], current["id"], tenant.id))
-            run = {"id": next(self._ids), "tenant": tenant.id, "type": cycle_type, "state": "inProgress", "started": utcnow(),
-                   "ended": None, "read": 0, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0, "overrides_kept": 0,
-                   "overrides_cleared": 0, "errors": [], "error": None}
+            run = {"id": next(self._ids), "activity": str(uuid.uuid4()), "tenant": tenant.id, "type": cycle_type, "state": "inProgress",
+                   "started": utcnow(), "ended": None, "read": 0, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
+                   "overrides_kept": 0, "overrides_cleared": 0, "overrides_bypassed": 0, "errors": [], "error": None}
             self._running[tenant.id] = run
             self._done[run["id"]] = threading.Event()
         with tenant.lock:
@@ -177,6 +184,15 @@ class SyncEngines:
             del tenant.runs[:-MAX_RUNS]
         threading.Thread(target=self._cycle, args=(tenant, run), name="sync-%s-%d" % (tenant.id, run["id"]), daemon=True).start()
         return dict(run)
+
+    def restart(self, tenant):
+        """A Cloud Sync job restart: a full cycle now, or right after the running one (never refused)."""
+        try:
+            return self.start(tenant, "initial")
+        except SyncBusy:
+            with self._lock:
+                self._queued.add(tenant.id)
+            return None
 
     def wait(self, tenant, run_id, timeout=None):
         """The run after it finished (or as it is when ``timeout`` passed)."""
@@ -194,19 +210,50 @@ class SyncEngines:
             run = self._running.get(tenant.id)
             return dict(run) if run else None
 
+    @staticmethod
+    def _execution(run, running=False):
+        """A Graph synchronizationTaskExecution of a run."""
+        if running:
+            state, ended = None, UNSET_DATE
+        elif run["state"] == "failed":
+            state, ended = "Failed", run["ended"]
+        else:
+            state, ended = ("EntryLevelErrors" if run["errors"] else "Succeeded"), run["ended"]
+        escrowed = len(run["errors"])
+        exported = run["created"] + run["updated"] + run["deleted"]
+        error = None
+        if run["state"] == "failed":
+            error = {"code": "SynchronizationFailed", "message": run["error"], "tenantActionable": True}
+        elif escrowed and not running:
+            error = {"code": "EntryLevelErrors", "message": "%d object(s) could not be synchronized; see the provisioning logs." % escrowed,
+                     "tenantActionable": True}
+        return {"activityIdentifier": run["activity"], "countEntitled": run["read"], "countEntitledForProvisioning": run["read"],
+                "countEscrowed": escrowed, "countEscrowedRaw": escrowed, "countExported": exported, "countExports": exported + escrowed,
+                "countImported": run["read"], "countImportedDeltas": run["read"] if run["type"] == "delta" else 0,
+                "countImportedReferenceDeltas": 0, "error": error, "state": state, "timeBegan": run["started"], "timeEnded": ended}
+
     def job_status(self, tenant, job):
-        """Graph synchronizationStatus of a Cloud Sync job, from the run its last restart started."""
-        run = next((item for item in tenant.runs if item["id"] == job.get("run_id")), None)
-        status = {"code": "Active", "inProgress": False, "lastExecution": None, "lastSuccessfulExecution": None,
-                  "countSuccessiveCompleteFailures": 0, "escrowsPruned": False, "quarantine": None, "troubleshootingUrl": None}
-        if run is not None:
-            state = {"inProgress": "InProgress", "success": "Succeeded", "failed": "Failed"}[run["state"]]
-            execution = {"state": state, "timeBegan": run["started"], "timeEnded": run["ended"],
-                         "error": {"message": run["error"]} if run["error"] else None}
-            status.update({"inProgress": run["state"] == "inProgress", "lastExecution": execution})
-            if run["state"] == "success":
-                status["lastSuccessfulExecution"] = execution
-        return status
+        """Graph synchronizationStatus of a Cloud Sync job (the tenant's cycles are the job's executions). Caller holds the lock."""
+        finished = [run for run in tenant.runs if run["state"] != "inProgress"]
+        running = [run for run in tenant.runs if run["state"] == "inProgress"]
+        successes = [run for run in finished if run["state"] == "success" and not run["errors"]]
+        with_exports = [run for run in finished if run["state"] == "success" and run["created"] + run["updated"] + run["deleted"]]
+        last = self._execution(finished[-1]) if finished else None
+        if running and tenant.options.get("running_execution") == "placeholder":
+            last = self._execution(running[-1], running=True)
+        failures = 0
+        for run in reversed(finished):
+            if run["state"] != "failed":
+                break
+            failures += 1
+        return {"code": "Active" if tenant.runs else "NotRun", "countSuccessiveCompleteFailures": failures, "escrowsPruned": False,
+                "lastExecution": last,
+                "lastSuccessfulExecution": self._execution(successes[-1]) if successes else None,
+                "lastSuccessfulExecutionWithExports": self._execution(with_exports[-1]) if with_exports else None,
+                "progress": [], "quarantine": None,
+                "steadyStateFirstAchievedTime": successes[0]["ended"] if successes else UNSET_DATE,
+                "steadyStateLastAchievedTime": successes[-1]["ended"] if successes else UNSET_DATE,
+                "troubleshootingUrl": None}
 
     def _cycle(self, tenant, run):
         began = time.monotonic()
@@ -222,6 +269,7 @@ class SyncEngines:
                     self._apply(tenant, batch, run, seen)
                     batch = []
             self._apply(tenant, batch, run, seen)
+            self._reapply_cloud_edits(tenant, run, seen)
             if run["type"] == "initial":
                 self._delete_unseen(tenant, run, seen)
             with tenant.lock:
@@ -238,13 +286,33 @@ class SyncEngines:
         with self._lock:
             self._running.pop(tenant.id, None)
             done = self._done.pop(run["id"], None)
+            queued = tenant.id in self._queued
+            self._queued.discard(tenant.id)
         if done is not None:
             done.set()
+        if queued:
+            try:
+                self.start(tenant, "initial")
+            except SyncBusy:
+                with self._lock:
+                    self._queued.add(tenant.id)
 
     @staticmethod
-    def _error(run, entry, message):
+    def _error(run, entry, message, code="AttributeValueMustBeUnique", upn=None):
         if len(run["errors"]) < MAX_ERRORS:
-            run["errors"].append({"distinguishedName": entry.get("distinguishedName"), "error": message})
+            run["errors"].append({"distinguishedName": entry.get("distinguishedName"), "error": message, "code": code,
+                                  "userPrincipalName": upn or entry.get("userPrincipalName"), "time": utcnow(),
+                                  "immutableId": immutable_id(entry) if entry.get("objectGUID") else None})
+
+    def _reapply_cloud_edits(self, tenant, run, seen):
+        """With the flag on, users with cloud edits get AD's values back, even when AD did not change them."""
+        with tenant.lock:
+            if not tenant.features.get("bypassDirSyncOverridesEnabled", False):
+                return
+            for user in list(tenant.users.values()):
+                if user.overrides and user.source is not None and user.props.get("onPremisesImmutableId") not in seen:
+                    entry = {"distinguishedName": user.source.get("onPremisesDistinguishedName")}
+                    self._update(tenant, user, entry, dict(user.source), run, True)
 
     def _apply(self, tenant, entries, run, seen):
         with tenant.lock:
@@ -261,24 +329,31 @@ class SyncEngines:
                     self._update(tenant, user, entry, values, run, bypass)
 
     def _create(self, tenant, entry, values, run):
+        source = dict(values)
         alternate = values.pop("alternateMobilePhones")
         values["onPremisesLastSyncDateTime"] = utcnow()
         if values["userPrincipalName"].lower() in tenant.by_upn:
             self._error(run, entry, "AttributeValueMustBeUnique: another object in the tenant already has userPrincipalName %s."
                         % values["userPrincipalName"])
             return
-        tenant.add_user(User(values, alternate_mobile_phones=alternate))
+        user = User(values, alternate_mobile_phones=alternate)
+        user.source = source
+        tenant.add_user(user)
         run["created"] += 1
 
     def _update(self, tenant, user, entry, values, run, bypass):
+        user.source = dict(values)
         changed = False
         for name, wanted in values.items():
             if name in user.overrides:
                 if not bypass:
                     run["overrides_kept"] += 1
                     continue
-                user.overrides.discard(name)
-                run["overrides_cleared"] += 1
+                if tenant.options.get("overrides_on_bypass") == "kept":
+                    run["overrides_bypassed"] += 1
+                else:
+                    user.overrides.discard(name)
+                    run["overrides_cleared"] += 1
             if _same(name, user.get(name), wanted):
                 continue
             if name == "userPrincipalName":

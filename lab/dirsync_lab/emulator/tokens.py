@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .http import HttpError
+from .state import ROLE_TEMPLATE_IDS
 
 
 def b64url(data):
@@ -85,6 +86,10 @@ class TokenService:
         if user is None:
             claims.update({"oid": app["service_principal_id"], "sub": app["service_principal_id"], "idtyp": "app",
                            "roles": list(app.get("application_permissions", []))})
+            # Directory roles assigned to the app's service principal, as Entra puts them in app tokens.
+            roles = [ROLE_TEMPLATE_IDS[name] for name in app.get("directory_roles", []) if name in ROLE_TEMPLATE_IDS]
+            if roles:
+                claims["wids"] = roles
         else:
             claims.update({"oid": user.id, "sub": user.id, "upn": user.props["userPrincipalName"], "unique_name": user.props["userPrincipalName"],
                            "name": user.props.get("displayName") or "", "idtyp": "user", "scp": " ".join(app.get("delegated_permissions", [])),
