@@ -114,7 +114,9 @@ def numbers(*values):
 
 
 def bypass(playbook, workdir, check=False, diff=False, **extra):
-    extra_vars = dict(FAST, backup_dir=str(workdir / "backups"), full_sync_engine="cloud_sync")
+    # The lab's edge cases (a duplicate anchor, reused UPNs) make the cycle end with EntryLevelErrors, as Cloud Sync would:
+    # the procedure reports them in its summary instead of failing.
+    extra_vars = dict(FAST, backup_dir=str(workdir / "backups"), full_sync_engine="cloud_sync", full_sync_fail_on_errors=False)
     extra_vars.update(extra)
     return playbook("entraid.dirsync.bypass_overrides", check=check, diff=diff, extra_vars=extra_vars)
 
@@ -330,11 +332,15 @@ def test_the_procedure_loses_no_number_and_leaves_no_drift(playbook, lab, contro
         if guid and in_scope(lab, after["ad"][guid]["dn"]) and claims[user["onPremisesImmutableId"]] == 1:
             paired += 1
             assert _phone.clean(user["mobilePhone"]) == _phone.clean(after["ad"][guid]["mobile"]), user["userPrincipalName"]
-            assert not user["dirSyncOverrides"]
+            # Microsoft documents nothing on the marker; the lab offers both (docs/lab-emulator.md), tested under each.
+            if control.get("/options")["options"]["overrides_on_bypass"] == "cleared":
+                assert not user["dirSyncOverrides"]
     assert paired > 200
     verify = results_of(run, "phone_compare")[-1]["result"]
     assert verify["counts"]["value_differs"] == 0 and verify["counts"]["format_differs"] == 0
     assert "0 paired user(s) differ" in summary and "not carried into AD" in summary
+    errors = result_of(run, "cloud_sync_job")["result"].get("object_errors") or []
+    assert ("%d object(s) in error" % len(errors) in summary) if errors else ("ran (cloud_sync);" in summary)
     STATE["after_real"] = after
 
 

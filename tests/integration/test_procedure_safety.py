@@ -6,6 +6,7 @@ that change the lab start from a freshly seeded lab (``fresh_lab``), and the lab
 
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -39,7 +40,10 @@ def fresh_lab(lab):
 
 
 def bypass_args(workdir, **extra):
-    extra_vars = dict(FAST, backup_dir=str(workdir / "backups"), full_sync_engine="cloud_sync", bypass_overrides_confirm=True)
+    # The acknowledged edge cases (a duplicate anchor, reused UPNs) make the lab's cycle end with EntryLevelErrors, as
+    # Cloud Sync would: report them instead of failing.
+    extra_vars = dict(FAST, backup_dir=str(workdir / "backups"), full_sync_engine="cloud_sync", bypass_overrides_confirm=True,
+                      full_sync_fail_on_errors=False)
     extra_vars.update(extra)
     return extra_vars
 
@@ -78,9 +82,10 @@ def wait_for_first_ad_write(lab, proc, timeout=300):
 
 
 def undo_backup(text):
-    marker = "rollback_backup_path="
-    assert marker in text, text[-3000:]
-    return text.split(marker)[-1].split()[0].strip("\"'.,")
+    """The backup the last undo line of ``text`` names."""
+    found = re.findall(r"rollback_backup_path=(\S+?\.json)", text)
+    assert found, text[-3000:]
+    return found[-1]
 
 
 def test_a_missing_permission_stops_the_run_before_anything_is_written(playbook, lab, control, workdir_factory):
