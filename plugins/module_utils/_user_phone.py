@@ -18,6 +18,7 @@ Entra ID ``{"mobile"}`` (Graph has no API for alternate mobile phones).
 
 from __future__ import annotations
 
+import json
 import uuid
 from urllib.parse import quote
 
@@ -373,6 +374,38 @@ def diff_of(result):
             "before_header": label, "after_header": label}
 
 
+# A bulk diff shows one line per changed user, this many at most; the rest are counted (all are in users[]).
+DIFF_LIMIT = 50
+_DIFF_FIELDS = (("mobile", "mobile"), ("other_mobile", "otherMobile"))
+
+
+def _shown(value):
+    """A value as a diff line shows it: quoted JSON text, so spaces, tabs and newlines are visible."""
+    if value is None or value == []:
+        return "none"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def diff_line(result):
+    """``<user>: mobile "old" -> "new"; otherMobile [...] -> [...]`` with only the fields that change."""
+    before = result["before"] or {}
+    after = result["after"] or before
+    parts = ["%s %s -> %s" % (name, _shown(before.get(key)), _shown(after.get(key)))
+             for key, name in _DIFF_FIELDS if key in after and before.get(key) != after.get(key)]
+    return "%s: %s" % (_label(result), "; ".join(parts) or "changed")
+
+
+def bulk_diff(results, limit=DIFF_LIMIT):
+    """One Ansible diff for many users: one line each (old -> new), at most ``limit``, then how many more."""
+    changed = [result for result in results if result["changed"]]
+    if not changed:
+        return {}
+    lines = [diff_line(result) for result in changed[:limit]]
+    if len(changed) > limit:
+        lines.append("... and %d more user(s): every change is in users[] of the task result" % (len(changed) - limit))
+    return {"prepared": "\n".join(lines)}
+
+
 def summarise(results, single=False):
     """The module result for ``results`` (from apply_ad/apply_entra); raises DirsyncError when any user failed."""
     changed = any(result["changed"] for result in results)
@@ -388,7 +421,7 @@ def summarise(results, single=False):
         return output
     counts = {"total": len(results), "changed": sum(1 for r in results if r["changed"]), "failed": len(failed)}
     counts["unchanged"] = counts["total"] - counts["changed"] - counts["failed"]
-    diff = [diff_of(result) for result in results if result["changed"]]
+    diff = bulk_diff(results)
     if failed:
         names = listed([result["identity"] for result in failed])
         raise DirsyncError(

@@ -63,7 +63,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - One diff per changed user (C(mobile) and C(other_mobile) before and after).
+      - One line per changed user (C(mobile) and C(other_mobile), old -> new), at most 50, then how many more; every
+        change is in RV(users).
   idempotent:
     support: full
 """

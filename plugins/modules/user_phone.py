@@ -98,7 +98,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - One before/after pair per user that changes (or would change).
+      - One user (O(identity)) - its before/after. Many users (O(users)) - one line per user that changes (old -> new), at
+        most 50, then how many more; every change is in RV(users).
   idempotent:
     support: full
 notes:
@@ -256,7 +257,7 @@ def work(module):
     else:
         specs = _user_phone.parse_specs(params["users"], directory)
     if not specs:
-        return {"changed": False, "users": [], "counts": {"total": 0, "changed": 0, "unchanged": 0, "failed": 0}, "diff": []}
+        return {"changed": False, "users": [], "counts": {"total": 0, "changed": 0, "unchanged": 0, "failed": 0}, "diff": {}}
     if directory == "ad":
         with ADClient(params) as ad:
             results = _user_phone.apply_ad(ad, specs, params["ignore_format"], module.check_mode)

@@ -200,6 +200,10 @@ def test_drift_report_changes_nothing_and_reports(playbook, lab, control, workdi
     summary = "\n".join(run.task("Summarise")["result"]["msg"])
     assert "%d differ" % compare["counts"]["value_differs"] in summary
     assert "BypassDirSyncOverrides: off." in summary and compare["report_csv"] in summary
+    differing = sum(compare["counts"].values()) - compare["counts"]["in_sync"]
+    shown = compare["differences"]
+    assert len(shown) == min(20, differing) and "First %d differing user(s)" % len(shown) in summary
+    assert all(row["UserPrincipalName"] in summary for row in shown)
 
 
 def test_a_plain_run_refuses_and_explains(playbook, lab, control, workdir):
@@ -221,10 +225,12 @@ def test_check_diff_runs_whole_writes_the_backup_and_changes_nothing(playbook, l
     _backup.load(backup["backup_path"], tenant_id=lab["tenant_id"])
     reconcile = result_of(run, "phone_reconcile")["result"]
     assert reconcile["changed"] and reconcile["counts"]["changed"] > 0
-    assert len(reconcile["diff"]) == reconcile["counts"]["changed"]
-    first = reconcile["diff"][0]
-    assert first["before"]["mobile"] != first["after"]["mobile"]
-    assert "--- before: CN=" in run.stdout  # the diffs are shown
+    # One line a user (old -> new), at most 50, then how many more; every change is in users[].
+    lines = reconcile["diff"]["prepared"].splitlines()
+    assert len(lines) == min(reconcile["counts"]["changed"], 50) + (reconcile["counts"]["changed"] > 50)
+    changed = [user for user in reconcile["users"] if user["changed"]]
+    assert lines[0].startswith(changed[0]["dn"] + ": mobile ") and " -> " in lines[0]
+    assert lines[0] in run.stdout  # the diff is shown
     assert result_of(run, "dirsync_feature")["result"]["changes"] == [
         {"feature": "bypassDirSyncOverridesEnabled", "before": False, "after": True}]
     assert result_of(run, "cloud_sync_job")["result"]["restarted"] is False

@@ -8,7 +8,7 @@ from ansible_collections.entraid.dirsync.plugins.doc_fragments.graph import Modu
 from ansible_collections.entraid.dirsync.plugins.module_utils import _graph
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
 
-from graph_fakes import make_jwt
+from ansible_collections.entraid.dirsync.tests.unit.plugins.module_utils.graph_fakes import make_jwt
 
 SECRET = "s3cr3t-Value~xyz"
 TENANT = "contoso-tenant"

@@ -175,8 +175,18 @@ def test_bulk_diff_lists_only_changed_users():
     ad = FakeAD({"a": ad_entry("CN=A", mobile="+1"), "b": ad_entry("CN=B")})
     output = _user_phone.summarise(_user_phone.apply_ad(ad, _user_phone.parse_specs(
         [{"identity": "a", "mobile": "+1"}, {"identity": "b", "mobile": "+2"}], "ad")))
-    assert output["changed"] is True and [item["before_header"] for item in output["diff"]] == ["CN=B"]
+    assert output["changed"] is True and output["diff"] == {"prepared": 'CN=B: mobile none -> "+2"'}
     assert output["counts"] == {"total": 2, "changed": 1, "unchanged": 1, "failed": 0}
+
+
+def test_bulk_diff_is_one_line_a_user_with_a_cap():
+    results = [{"identity": "g%d" % index, "dn": "CN=U%d" % index, "changed": True, "error": None,
+                "before": {"mobile": "+1 %d " % index, "other_mobile": []}, "after": {"mobile": "+2", "other_mobile": ["+3\t4"]}}
+               for index in range(_user_phone.DIFF_LIMIT + 7)]
+    lines = _user_phone.bulk_diff(results)["prepared"].splitlines()
+    assert len(lines) == _user_phone.DIFF_LIMIT + 1
+    assert lines[0] == 'CN=U0: mobile "+1 0 " -> "+2"; otherMobile none -> ["+3\\t4"]'
+    assert lines[-1].startswith("... and 7 more user(s)")
 
 
 # -- Entra ID ---------------------------------------------------------------------------
