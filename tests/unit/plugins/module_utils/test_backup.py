@@ -123,14 +123,19 @@ def test_unknown_formats_are_refused(written, change, message):
         _backup.load(written)
 
 
-def test_a_file_with_a_valid_checksum_but_wrong_structure_is_refused(tmp_path):
+def crafted(tmp_path, change):
+    """A backup edited by ``change(document)`` with its checksum recomputed, as someone crafting it would."""
     doc = document()
-    del doc["ad_users"][0]["other_mobile"]
+    change(doc)
     doc["checksum"] = _backup.checksum(doc)
     path = tmp_path / "crafted.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
+def test_a_file_with_a_valid_checksum_but_wrong_structure_is_refused(tmp_path):
     with pytest.raises(InvalidInput, match="structure of an entraid.dirsync phone backup"):
-        _backup.load(str(path))
+        _backup.load(crafted(tmp_path, lambda doc: doc["ad_users"][0].pop("other_mobile")))
 
 
 def test_a_missing_file_says_which(tmp_path):
@@ -152,23 +157,15 @@ def test_a_backup_others_may_write_is_refused_whatever_its_checksum(written):
 
 
 def test_a_user_outside_the_backups_search_bases_is_refused_even_with_a_valid_checksum(tmp_path):
-    doc = document()
-    doc["ad_users"].append(dict(doc["ad_users"][0], dn="CN=Domain Admin,CN=Users,DC=lab,DC=test", object_guid=str(uuid.uuid4())))
-    doc["checksum"] = _backup.checksum(doc)
-    path = tmp_path / "crafted.json"
-    path.write_text(json.dumps(doc), encoding="utf-8")
+    def add_admin(doc):
+        doc["ad_users"].append(dict(doc["ad_users"][0], dn="CN=Domain Admin,CN=Users,DC=lab,DC=test", object_guid=str(uuid.uuid4())))
     with pytest.raises(InvalidInput, match="outside its own search bases"):
-        _backup.load(str(path))
+        _backup.load(crafted(tmp_path, add_admin))
 
 
 def test_a_record_with_a_non_text_object_guid_is_a_clear_refusal(tmp_path):
-    doc = document()
-    doc["ad_users"][0]["object_guid"] = 12345
-    doc["checksum"] = _backup.checksum(doc)
-    path = tmp_path / "crafted.json"
-    path.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(InvalidInput, match="has no object_guid or dn text"):
-        _backup.load(str(path))
+        _backup.load(crafted(tmp_path, lambda doc: doc["ad_users"][0].update(object_guid=12345)))
 
 
 def test_odd_values_are_kept_byte_for_byte(tmp_path):
