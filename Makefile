@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/lab
 SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean
+.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean bench
 
 help:
 	@echo "make demo      set up everything, start the lab, run the drift report against it"
@@ -75,3 +75,9 @@ package: venv
 
 clean: lab-down
 	rm -rf .lab .build .ansible tests/output
+
+# The drift read against its floor (not part of make test): BENCH_COUNTS="10000 100000" BENCH_ROUNDS=5.
+BENCH_COUNTS ?= 10000 100000
+BENCH_ROUNDS ?= 5
+bench: setup
+	$(PY) benchmarks/bench_drift.py --counts $(BENCH_COUNTS) --rounds $(BENCH_ROUNDS)
