@@ -244,6 +244,11 @@ def _hint(keys_and_matches, describe):
             ";".join(describe(candidate)[1] or "" for candidate, _keys in ordered))
 
 
+def _first_hint_keys(hint):
+    """The keys that matched the first candidate, in words: "sid and upn"."""
+    return hint[0].split(";", 1)[0].replace(",", " and ")
+
+
 def _row(cls, note, ad=None, entra=None, matched_by="", hint=("", None, None)):
     return Row(
         UserPrincipalName=(ad.upn if ad else None) or (entra.onprem_upn or entra.upn if entra else None) or "",
@@ -329,7 +334,7 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
             if hint[0]:
                 note += (" A cloud user with the same %s exists, under another anchor: the anchor may have changed after "
                          "the user was synchronized (the next full sync would create a new cloud user and delete the old one)."
-                         % hint[0].split(";")[0].replace(",", " and "))
+                         % _first_hint_keys(hint))
             emit(_row("only_in_ad", note, ad=ad, hint=hint))
     if unpaired_entra:
         ad_by_sid = _positions(_upper(user.sid) for user in ad_users)
@@ -342,7 +347,7 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
             note = ("No AD user in the search bases has this source anchor: deleted, moved out of the sync scope, under a base "
                     "that was not searched, or its anchor changed. A full sync deletes it if its AD object is gone.")
             if hint[0]:
-                note += " An AD user with the same %s exists: see the hint columns." % hint[0].split(";")[0].replace(",", " and ")
+                note += " An AD user with the same %s exists: see the hint columns." % _first_hint_keys(hint)
             emit(_row("only_in_entra", note, entra=entra, hint=hint))
 
     rows.sort(key=_sort_key)

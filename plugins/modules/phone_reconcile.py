@@ -319,6 +319,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import Dir
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
+
 def work(module):
     params = module.params
     bases = _drift.check_scope(params)
@@ -347,12 +348,11 @@ def work(module):
              "numbers_not_carried": accounting["not_carried"],
              "remaining_differences": counts["skipped"] + counts["unresolved"]}
     if counts["unacknowledged"]:
-        module.warn("%d cloud number(s) cannot be carried into AD (unresolved: %s). The full synchronization would overwrite or "
+        names = _user_phone.listed([item["user_principal_name"] or item["entra_id"]
+                                    for item in accounting["unresolved"] if not item["acknowledged"]])
+        module.warn("%s cloud number(s) cannot be carried into AD (unresolved: %s). The full synchronization would overwrite or "
                     "delete them; they are kept in the backup %s. Review unresolved_users, then acknowledge them before "
-                    "enabling bypassDirSyncOverridesEnabled." % (
-                        counts["unacknowledged"], _user_phone.listed([item["user_principal_name"] or item["entra_id"]
-                                                                      for item in accounting["unresolved"] if not item["acknowledged"]]),
-                        extra["backup"]["path"]))
+                    "enabling bypassDirSyncOverridesEnabled." % (counts["unacknowledged"], names, extra["backup"]["path"]))
     try:
         output = _user_phone.summarise(results)
     except DirsyncError as error:
