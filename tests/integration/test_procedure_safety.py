@@ -155,8 +155,8 @@ def run_task(run, name):
 
 
 @pytest.mark.parametrize("interruption", ["ansible-playbook killed", "domain controller lost"])
-def test_an_interrupted_reconcile_is_resumed_and_undone_with_the_first_backup(playbook, lab, control, fresh_lab, workdir_factory,
-                                                                               tmp_path, interruption):
+def test_an_interrupted_reconcile_is_resumed_and_undone_with_the_first_backup(
+        playbook, lab, fresh_lab, workdir_factory, tmp_path, interruption):
     workdir = workdir_factory("interrupted-%s" % interruption.split()[0])
     original = ldap_phones(lab)
     first = start_bypass(lab, bypass_args(workdir, reconcile_accept_unresolved=True), str(tmp_path / "first.log"))
