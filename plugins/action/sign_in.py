@@ -17,16 +17,15 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, DirsyncError
-from ansible_collections.entraid.dirsync.plugins.module_utils._graph import (
+from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._graph_settings import build_session, resolve_endpoints
+from ansible_collections.entraid.dirsync.plugins.module_utils._sign_in import (
     auth_error_from_result,
     build_public_app,
-    build_session,
     cached_account,
     check_token_cache_writable,
-    graph_argument_spec,
     graph_scopes,
     load_token_cache,
-    resolve_endpoints,
     save_token_cache,
     sign_in_connection_error,
 )

@@ -195,7 +195,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
     AmbiguousIdentity, DirsyncError, GraphError, IdentityNotFound, InvalidInput)
-from ansible_collections.entraid.dirsync.plugins.module_utils._graph import GraphClient, build_session, graph_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._graph import GraphClient, graph_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._graph_settings import build_session
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
 TEMPLATE = "AD2AADProvisioning"

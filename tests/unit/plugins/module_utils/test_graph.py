@@ -20,14 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _graph
+from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _graph, _graph_settings, _sign_in
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
 from ansible_collections.entraid.dirsync.tests.unit.plugins.module_utils.graph_fakes import identity_platform, make_jwt
 
 SECRET = "s3cr3t-Value~xyz"
 
 
-class FakeProvider(_graph.TokenProvider):
+class FakeProvider(_sign_in.TokenProvider):
     auth_method = "fake"
 
     def __init__(self, tokens=("token-1", "token-2", "token-3")):
@@ -52,7 +52,7 @@ OK = (200, {}, {"value": [{"id": "1"}]})
 def client(https_server, pki):
     sleeps = []
     provider = FakeProvider()
-    session = _graph.build_session({"ca_bundle": pki["ca"], "timeout": 10})
+    session = _graph_settings.build_session({"ca_bundle": pki["ca"], "timeout": 10})
     graph = _graph.GraphClient(provider, https_server.url, session, max_retries=3, sleep=sleeps.append)
     graph.sleeps = sleeps
     graph.provider = provider
@@ -77,11 +77,11 @@ def test_429_waits_for_retry_after_http_date(client, https_server):
 
 def test_absurd_retry_after_is_clamped(https_server, pki):
     sleeps = []
-    session = _graph.build_session({"ca_bundle": pki["ca"], "timeout": 10})
+    session = _graph_settings.build_session({"ca_bundle": pki["ca"], "timeout": 10})
     client = _graph.GraphClient(FakeProvider(), https_server.url, session, sleep=sleeps.append, deadline=3600)
     https_server.respond([graph_error(429, "TooManyRequests", "slow down", headers={"Retry-After": "86400"}), OK])
     client.get("users")
-    assert sleeps == [_graph.MAX_RETRY_AFTER]
+    assert sleeps == [_graph_settings.MAX_RETRY_AFTER]
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -124,7 +124,7 @@ def test_throttling_give_up_says_throttled(client, https_server):
 
 
 def test_unreachable_graph_gives_up_with_network_hint(pki):
-    session = _graph.build_session({"ca_bundle": pki["ca"], "timeout": 2})
+    session = _graph_settings.build_session({"ca_bundle": pki["ca"], "timeout": 2})
     sleeps = []
     # Port 9 on 127.0.0.1 has no listener: every attempt is refused.
     graph = _graph.GraphClient(FakeProvider(), "https://127.0.0.1:9", session, max_retries=2, sleep=sleeps.append)
@@ -134,8 +134,8 @@ def test_unreachable_graph_gives_up_with_network_hint(pki):
 
 
 def test_backoff_is_exponential_capped_and_jittered():
-    assert list(itertools.islice(_graph.BackoffIterator(1, 2, 5, jitter=False), 6)) == [1, 2, 4, 5, 5, 5]
-    jittered = list(itertools.islice(_graph.BackoffIterator(1, 2, 5, jitter=True), 200))
+    assert list(itertools.islice(_graph_settings.BackoffIterator(1, 2, 5, jitter=False), 6)) == [1, 2, 4, 5, 5, 5]
+    jittered = list(itertools.islice(_graph_settings.BackoffIterator(1, 2, 5, jitter=True), 200))
     caps = [min(2 ** index, 5) for index in range(200)]
     assert all(0 <= delay <= cap for delay, cap in zip(jittered, caps))
     assert len(set(jittered)) > 1
@@ -284,7 +284,7 @@ def test_ca_bundle_wins_over_requests_ca_bundle_env(client, https_server, pki, m
 
 def test_without_ca_bundle_the_untrusted_server_fails_with_ca_hint(https_server, pki, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", pki["other_ca"])
-    session = _graph.build_session({"timeout": 5})
+    session = _graph_settings.build_session({"timeout": 5})
     graph = _graph.GraphClient(FakeProvider(), https_server.url, session, sleep=lambda s: None)
     with pytest.raises(GraphError, match="could not be verified.*ca_bundle"):
         graph.get("users")
@@ -293,7 +293,7 @@ def test_without_ca_bundle_the_untrusted_server_fails_with_ca_hint(https_server,
 
 def test_validate_certs_false_skips_verification_even_with_env_bundle(https_server, pki, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", pki["other_ca"])
-    session = _graph.build_session({"validate_certs": False, "ca_bundle": pki["other_ca"]})
+    session = _graph_settings.build_session({"validate_certs": False, "ca_bundle": pki["other_ca"]})
     https_server.respond([OK])
     with pytest.warns(Warning):  # urllib3 warns about the unverified request
         assert _graph.GraphClient(FakeProvider(), https_server.url, session).get("users") == OK[2]
@@ -301,7 +301,7 @@ def test_validate_certs_false_skips_verification_even_with_env_bundle(https_serv
 
 def test_missing_ca_bundle_file_is_reported():
     with pytest.raises(InvalidInput, match="ca_bundle /nonexistent/ca.pem does not exist"):
-        _graph.build_session({"ca_bundle": "/nonexistent/ca.pem"})
+        _graph_settings.build_session({"ca_bundle": "/nonexistent/ca.pem"})
 
 
 # --- real msal against a local identity platform ---------------------------------------------
@@ -355,7 +355,7 @@ def test_unreachable_authority_is_an_auth_error_with_hint(pki):
                   tenant_id="t", client_id="c", client_secret=SECRET, timeout=2)
     sleeps = []
     with pytest.raises(AuthError, match="Could not reach the identity platform at https://127.0.0.1:9/t") as caught:
-        _graph.build_token_provider(params, retry=_graph.RetryPolicy(max_retries=2, sleep=sleeps.append))
+        _sign_in.build_token_provider(params, retry=_graph_settings.RetryPolicy(max_retries=2, sleep=sleeps.append))
     assert SECRET not in str(caught.value)
     assert "failed on every attempt, after 2 retries (max_retries)" in str(caught.value) and len(sleeps) == 2
 
@@ -369,12 +369,12 @@ def test_unreachable_authority_is_an_auth_error_with_hint(pki):
     (7000215, "secret's Value"),
 ])
 def test_aadsts_codes_map_to_advice(code, expected):
-    error = _graph.auth_error_from_result({"error": "invalid_grant", "error_codes": [code], "error_description": "AADSTS%d: text" % code}, "password")
+    error = _sign_in.auth_error_from_result({"error": "invalid_grant", "error_codes": [code], "error_description": "AADSTS%d: text" % code}, "password")
     assert expected in str(error) and "AADSTS%d" % code in str(error)
 
 
 def test_password_is_scrubbed_from_auth_errors():
-    error = _graph.auth_error_from_result({"error": "invalid_grant", "error_description": "bad %s" % SECRET}, "password", {"password": SECRET})
+    error = _sign_in.auth_error_from_result({"error": "invalid_grant", "error_description": "bad %s" % SECRET}, "password", {"password": SECRET})
     assert SECRET not in str(error) and "********" in str(error)
 
 
@@ -391,7 +391,7 @@ def test_ready_access_token_knows_delegation_and_tenant_and_cannot_refresh(https
 
 
 def test_app_only_access_token_is_not_delegated():
-    provider = _graph.AccessTokenProvider({"access_token": make_jwt({"tid": "t", "roles": ["User.Read.All"]})})
+    provider = _sign_in.AccessTokenProvider({"access_token": make_jwt({"tid": "t", "roles": ["User.Read.All"]})})
     assert provider.is_delegated is False
 
 
@@ -404,23 +404,23 @@ def test_app_only_access_token_is_not_delegated():
     ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
 ])
 def test_cloud_endpoints(cloud, authority, graph):
-    assert _graph.resolve_endpoints({"cloud": cloud}) == (authority, graph)
-    assert _graph.graph_scopes({"cloud": cloud}) == [graph + "/.default"]
+    assert _graph_settings.resolve_endpoints({"cloud": cloud}) == (authority, graph)
+    assert _sign_in.graph_scopes({"cloud": cloud}) == [graph + "/.default"]
 
 
 def test_custom_cloud_needs_both_endpoints_and_strips_slash():
-    assert _graph.resolve_endpoints({"cloud": "custom", "authority_host": "https://localhost/", "graph_endpoint": "https://localhost"}) == \
+    assert _graph_settings.resolve_endpoints({"cloud": "custom", "authority_host": "https://localhost/", "graph_endpoint": "https://localhost"}) == \
         ("https://localhost", "https://localhost")
     with pytest.raises(InvalidInput, match="cloud=custom needs graph_endpoint"):
-        _graph.resolve_endpoints({"cloud": "custom", "authority_host": "https://localhost"})
+        _graph_settings.resolve_endpoints({"cloud": "custom", "authority_host": "https://localhost"})
     with pytest.raises(InvalidInput, match="must be an https:// URL"):
-        _graph.resolve_endpoints({"cloud": "custom", "authority_host": "http://localhost", "graph_endpoint": "https://localhost"})
+        _graph_settings.resolve_endpoints({"cloud": "custom", "authority_host": "http://localhost", "graph_endpoint": "https://localhost"})
 
 
 def test_authority_host_conflicting_with_cloud_is_refused_matching_one_is_fine():
-    assert _graph.resolve_endpoints({"cloud": "global", "authority_host": "https://login.microsoftonline.com/"})[0] == "https://login.microsoftonline.com"
+    assert _graph_settings.resolve_endpoints({"cloud": "global", "authority_host": "https://login.microsoftonline.com/"})[0] == "https://login.microsoftonline.com"
     with pytest.raises(InvalidInput, match="set cloud=custom"):
-        _graph.resolve_endpoints({"cloud": "global", "graph_endpoint": "https://localhost"})
+        _graph_settings.resolve_endpoints({"cloud": "global", "graph_endpoint": "https://localhost"})
 
 
 @pytest.mark.parametrize("given, method", [
@@ -433,16 +433,16 @@ def test_authority_host_conflicting_with_cloud_is_refused_matching_one_is_fine()
     (dict(auth_method="managed_identity"), "managed_identity"),
 ])
 def test_auth_method_inference(given, method):
-    assert _graph.infer_auth_method(dict(given, auth_method=given.get("auth_method", "auto"))) == method
+    assert _sign_in.infer_auth_method(dict(given, auth_method=given.get("auth_method", "auto"))) == method
 
 
 def test_missing_credentials_are_named():
     with pytest.raises(InvalidInput, match="No Graph credentials were given"):
-        _graph.infer_auth_method({"auth_method": "auto", "tenant_id": "t"})
+        _sign_in.infer_auth_method({"auth_method": "auto", "tenant_id": "t"})
     with pytest.raises(InvalidInput, match="auth_method=client_secret needs tenant_id, client_secret"):
-        _graph.infer_auth_method({"auth_method": "client_secret", "client_id": "c"})
+        _sign_in.infer_auth_method({"auth_method": "client_secret", "client_id": "c"})
     with pytest.raises(InvalidInput, match="auth_method=device_code needs token_cache_path; set it"):
-        _graph.infer_auth_method({"auth_method": "device_code", "client_id": "c", "tenant_id": "t"})
+        _sign_in.infer_auth_method({"auth_method": "device_code", "client_id": "c", "tenant_id": "t"})
 
 
 def test_argument_spec_reads_environment_and_marks_secrets(monkeypatch):
@@ -459,7 +459,7 @@ def test_argument_spec_reads_environment_and_marks_secrets(monkeypatch):
         module = AnsibleModule(argument_spec=spec)
     assert module.params["client_secret"] == SECRET and module.params["tenant_id"] == "tenant-env"
     assert module.params["validate_certs"] is False and module.params["cloud"] == "usgov"
-    assert _graph.infer_auth_method(module.params) == "client_secret"
+    assert _sign_in.infer_auth_method(module.params) == "client_secret"
 
 
 def test_from_module_warns_when_certificates_are_not_validated(https_server, pki):
@@ -494,7 +494,7 @@ def _write_cert_pem(path, password=None):
 
 def test_certificate_credential_has_sha1_thumbprint_and_key(tmp_path):
     cert = _write_cert_pem(tmp_path / "app.pem", password=SECRET)
-    credential = _graph.load_certificate_credential(str(tmp_path / "app.pem"), SECRET)
+    credential = _sign_in.load_certificate_credential(str(tmp_path / "app.pem"), SECRET)
     assert credential["thumbprint"] == cert.fingerprint(hashes.SHA1()).hex().upper()
     assert "BEGIN PRIVATE KEY" in credential["private_key"]
 
@@ -502,13 +502,13 @@ def test_certificate_credential_has_sha1_thumbprint_and_key(tmp_path):
 def test_certificate_errors_are_clear_and_hide_the_password(tmp_path):
     _write_cert_pem(tmp_path / "app.pem", password=SECRET)
     with pytest.raises(AuthError, match="is encrypted: set client_certificate_password"):
-        _graph.load_certificate_credential(str(tmp_path / "app.pem"))
+        _sign_in.load_certificate_credential(str(tmp_path / "app.pem"))
     with pytest.raises(AuthError, match="client_certificate_password is wrong") as caught:
-        _graph.load_certificate_credential(str(tmp_path / "app.pem"), "wrong-" + SECRET)
+        _sign_in.load_certificate_credential(str(tmp_path / "app.pem"), "wrong-" + SECRET)
     assert SECRET not in str(caught.value)
     (tmp_path / "key-only.pem").write_text("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
     with pytest.raises(AuthError, match="holds no PEM certificate"):
-        _graph.load_certificate_credential(str(tmp_path / "key-only.pem"))
+        _sign_in.load_certificate_credential(str(tmp_path / "key-only.pem"))
 
 
 # --- token cache -----------------------------------------------------------------------------
@@ -526,13 +526,13 @@ def test_token_cache_is_written_0600_atomically_only_when_changed(tmp_path):
     try:
         path = tmp_path / "sub" / "cache.json"
         cache = _cache_with_token()
-        assert _graph.save_token_cache(cache, str(path)) is True
+        assert _sign_in.save_token_cache(cache, str(path)) is True
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        assert _graph.save_token_cache(cache, str(path)) is False
+        assert _sign_in.save_token_cache(cache, str(path)) is False
         assert [p.name for p in path.parent.iterdir()] == ["cache.json"]
     finally:
         os.umask(old)
-    loaded = _graph.load_token_cache(str(path))
+    loaded = _sign_in.load_token_cache(str(path))
     assert list(loaded.search(msal.TokenCache.CredentialType.ACCESS_TOKEN))[0]["secret"] == "at"
     assert loaded.has_state_changed is False
 
@@ -547,7 +547,7 @@ def test_token_cache_that_cannot_be_saved_is_an_auth_error_naming_token_cache_pa
     monkeypatch.setattr(_files.tempfile, "mkstemp", _read_only_file_system)
     with pytest.raises(AuthError, match=r"Cannot save the token cache \(token_cache_path\) %s: Read-only file system\. Make its "
                                         r"directory writable" % re.escape(str(path))) as caught:
-        _graph.save_token_cache(_cache_with_token(), str(path))
+        _sign_in.save_token_cache(_cache_with_token(), str(path))
     assert caught.value.details == {"token_cache_path": str(path)}
     assert os.listdir(tmp_path) == []
 
@@ -555,10 +555,10 @@ def test_token_cache_that_cannot_be_saved_is_an_auth_error_naming_token_cache_pa
 def test_token_cache_directory_that_is_a_file_or_not_writable_is_refused_before_any_sign_in(tmp_path, monkeypatch):
     (tmp_path / "cache").write_text("not a directory")
     with pytest.raises(AuthError, match=r"token_cache_path\) .*tokens\.json: .*cache is a file, not a directory\. Make its directory writable"):
-        _graph.check_token_cache_writable(str(tmp_path / "cache" / "tokens.json"))
-    monkeypatch.setattr(_graph.os, "access", lambda path, mode: False)
+        _sign_in.check_token_cache_writable(str(tmp_path / "cache" / "tokens.json"))
+    monkeypatch.setattr(_sign_in.os, "access", lambda path, mode: False)
     with pytest.raises(AuthError, match=r"the directory .*new is not writable\. Make its directory writable"):
-        _graph.check_token_cache_writable(str(tmp_path / "new" / "tokens.json"))
+        _sign_in.check_token_cache_writable(str(tmp_path / "new" / "tokens.json"))
 
 
 def test_refreshed_sign_in_that_cannot_be_saved_fails_with_auth_error(https_server, pki, tmp_path, monkeypatch):
@@ -583,10 +583,10 @@ def test_refreshed_sign_in_that_cannot_be_saved_fails_with_auth_error(https_serv
 
 
 def test_missing_cache_is_empty_and_corrupt_cache_is_reported(tmp_path):
-    assert list(_graph.load_token_cache(str(tmp_path / "none.json")).search(msal.TokenCache.CredentialType.ACCESS_TOKEN)) == []
+    assert list(_sign_in.load_token_cache(str(tmp_path / "none.json")).search(msal.TokenCache.CredentialType.ACCESS_TOKEN)) == []
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(AuthError, match="Delete it and run the entraid.dirsync.sign_in action"):
-        _graph.load_token_cache(str(tmp_path / "bad.json"))
+        _sign_in.load_token_cache(str(tmp_path / "bad.json"))
 
 
 def test_managed_identity_gets_graph_token_and_refreshes_on_401(https_server, pki, monkeypatch):
@@ -623,10 +623,10 @@ class _Accounts:
 
 
 def test_cached_account_picks_the_one_sign_in_or_says_what_to_do():
-    assert _graph.cached_account(_Accounts("a@x.test"), None, "/c.json")["username"] == "a@x.test"
-    assert _graph.cached_account(_Accounts(), "a@x.test", "/c.json") is None
+    assert _sign_in.cached_account(_Accounts("a@x.test"), None, "/c.json")["username"] == "a@x.test"
+    assert _sign_in.cached_account(_Accounts(), "a@x.test", "/c.json") is None
     with pytest.raises(AuthError, match="set username to choose one"):
-        _graph.cached_account(_Accounts("a@x.test", "b@x.test"), None, "/c.json")
+        _sign_in.cached_account(_Accounts("a@x.test", "b@x.test"), None, "/c.json")
     # Two accounts with one name: a re-created user. Setting username cannot help; the cache is stale.
     with pytest.raises(AuthError, match="stale. Delete the file"):
-        _graph.cached_account(_Accounts("a@x.test", "a@x.test"), "a@x.test", "/c.json")
+        _sign_in.cached_account(_Accounts("a@x.test", "a@x.test"), "a@x.test", "/c.json")

@@ -5,7 +5,7 @@ import requests
 import yaml
 
 from ansible_collections.entraid.dirsync.plugins.doc_fragments.graph import ModuleDocFragment
-from ansible_collections.entraid.dirsync.plugins.module_utils import _graph
+from ansible_collections.entraid.dirsync.plugins.module_utils import _graph, _graph_settings, _sign_in
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, GraphError, InvalidInput
 
 from ansible_collections.entraid.dirsync.tests.unit.plugins.module_utils.graph_fakes import make_jwt
@@ -180,8 +180,8 @@ def test_wrong_secret_is_not_retried(https_server, pki):
 
 def test_deadline_caps_total_waiting_on_retry_after_for_graph(https_server, pki):
     clock = Clock()
-    session = _graph.build_session({"ca_bundle": pki["ca"], "timeout": 10})
-    provider = _graph.AccessTokenProvider({"access_token": "t0ken"})
+    session = _graph_settings.build_session({"ca_bundle": pki["ca"], "timeout": 10})
+    provider = _sign_in.AccessTokenProvider({"access_token": "t0ken"})
     graph = _graph.GraphClient(provider, https_server.url, session, max_retries=5, sleep=clock.sleep, clock=clock, deadline=100)
     throttled = (429, {"Retry-After": "300"}, {"error": {"code": "TooManyRequests", "message": "Too many requests"}})
     https_server.respond([(429, {"Retry-After": "30"}, throttled[2])] * 3 + [throttled] * 3)
@@ -203,7 +203,7 @@ def test_deadline_caps_sign_in_waiting(https_server, pki):
 
 def test_each_answer_is_awaited_at_most_until_the_deadline(https_server, pki):
     clock = Clock()
-    session = _graph.build_session({"ca_bundle": pki["ca"], "timeout": 30})
+    session = _graph_settings.build_session({"ca_bundle": pki["ca"], "timeout": 30})
     seen = []
     real = session.request
 
@@ -214,8 +214,8 @@ def test_each_answer_is_awaited_at_most_until_the_deadline(https_server, pki):
 
     session.request = recording
     https_server.respond([(503, {}, b"")] * 2 + [OK])
-    graph = _graph.GraphClient(_graph.AccessTokenProvider({"access_token": "t0ken"}), https_server.url, session,
-                               sleep=clock.sleep, clock=clock, deadline=20, backoff=_graph.BackoffIterator(1, 1, 1, jitter=False))
+    graph = _graph.GraphClient(_sign_in.AccessTokenProvider({"access_token": "t0ken"}), https_server.url, session,
+                               sleep=clock.sleep, clock=clock, deadline=20, backoff=_graph_settings.BackoffIterator(1, 1, 1, jitter=False))
     assert graph.get("users") == OK[2]
     assert seen[0] == 20 and seen[1] == pytest.approx(11) and seen[2] == pytest.approx(2)
 
