@@ -117,9 +117,8 @@ def main():
             row = bench(count, args.rounds)
             print("| {users:,} | {rounds} | {floor_min:.2f} / {floor_median:.2f} | {module_min:.2f} / {module_median:.2f} | "
                   "{ratio_median:.2f}, {ratio_min:.2f} | {floor_peak_mb:.0f} / {module_peak_mb:.0f} |".format(**row), flush=True)
-            print("  (users whose numbers differ: floor %d, module value+format %d)" % (row["floor_differ"],
-                                                                                       row["module_value_or_format_differs"]),
-                  file=sys.stderr)
+            print("  (sanity check, users whose numbers differ: floor %d, module value+format %d)"
+                  % (row["floor_differ"], row["module_value_or_format_differs"]), file=sys.stderr)
     finally:
         if not args.no_restore:
             lab("down")

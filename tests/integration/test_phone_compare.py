@@ -8,7 +8,6 @@ them, by source anchor only. Nothing here changes AD or the tenant; fault rules 
 import base64
 import collections
 import json
-import re
 import ssl
 import unicodedata
 

@@ -286,7 +286,7 @@ def test_the_procedure_loses_no_number_and_leaves_no_drift(playbook, lab, contro
         ad_by_anchor.setdefault(user["anchor"], guid)
 
     # What --check --diff announced was written, by this run or by the refused one before it.
-    planned = {guid: mobile for guid, mobile in STATE["planned"].items()}
+    planned = dict(STATE["planned"])
     assert {guid: after["ad"][guid]["mobile"] for guid in planned} == planned
 
     # Every number that existed before, on either side, is still in AD or in the backup.

@@ -418,7 +418,8 @@ def test_custom_cloud_needs_both_endpoints_and_strips_slash():
 
 
 def test_authority_host_conflicting_with_cloud_is_refused_matching_one_is_fine():
-    assert _graph_settings.resolve_endpoints({"cloud": "global", "authority_host": "https://login.microsoftonline.com/"})[0] == "https://login.microsoftonline.com"
+    endpoints = _graph_settings.resolve_endpoints({"cloud": "global", "authority_host": "https://login.microsoftonline.com/"})
+    assert endpoints[0] == "https://login.microsoftonline.com"
     with pytest.raises(InvalidInput, match="set cloud=custom"):
         _graph_settings.resolve_endpoints({"cloud": "global", "graph_endpoint": "https://localhost"})
 
