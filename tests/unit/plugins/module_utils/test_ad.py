@@ -52,7 +52,7 @@ def test_argument_spec_reads_environment(monkeypatch):
     result = ArgumentSpecValidator(_ad.ad_argument_spec()).validate({})
     assert not result.error_messages
     params = result.validated_parameters
-    assert params["ad_server"] == "dc1.lab.test"
+    assert params["ad_server"] == ["dc1.lab.test"]
     assert params["ad_tls_mode"] == "start_tls"
     assert params["ad_cert_validation"] == "always"
     assert params["ad_allow_plaintext"] is False
