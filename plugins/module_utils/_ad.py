@@ -366,6 +366,11 @@ class ADClient:
                 "The domain controller at %s did not answer within %d seconds (ad_connect_timeout): %s. It accepted the connection "
                 "but stopped answering (overloaded, hung, or not an LDAP service on that port). Check ad_server and ad_port, or "
                 "raise ad_connect_timeout for a slow network." % (self._describe(), self._connect_timeout(), text))
+        if any(sign in lowered for sign in ("unexpected_eof", "eof occurred", "connection reset", "connection refused")):
+            # Closed before TLS or LDAP could start (a service going down, or nothing behind a relay): not the certificate.
+            return ADUnreachable(
+                "Cannot reach the domain controller at %s: %s. Check ad_server, ad_port and ad_tls_mode (LDAPS is port 636, "
+                "LDAP/StartTLS 389) and that a firewall allows it." % (self._describe(), text))
         if isinstance(exc, ldap3_exceptions.LDAPCertificateError) or "doesn't match" in lowered:
             names = re.findall(r"'DNS', '([^']+)'", text) or re.findall(r"'commonName', '([^']+)'", text)
             return ADError(
