@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 COLLECTIONS := $(CURDIR)/$(VENV)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/lab
-# Debian's Samba for the lab's domain controller; shellcheck for the shell scripts' sanity test.
-SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck
+# Debian's Samba for the lab's domain controller; shellcheck for the shell scripts' sanity test; the Kerberos headers
+# that gssapi (requirements-lab.txt) builds against, and kinit for the Kerberos test.
+SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck libkrb5-dev krb5-user
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean bench
@@ -31,6 +32,7 @@ system-packages:
 venv: $(VENV)/.ready
 
 $(VENV)/.ready: requirements.txt requirements-lab.txt requirements-dev.txt
+	@command -v krb5-config >/dev/null || { echo "gssapi (requirements-lab.txt) is built against the Kerberos headers: run 'make system-packages' (or apt-get install libkrb5-dev) first."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@# requirements-dev.txt includes requirements-lab.txt, which includes requirements.txt.

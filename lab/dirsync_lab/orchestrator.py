@@ -25,6 +25,8 @@ PORT_REASONS = {
     LDAPS_PORT: "LDAPS of the lab's Samba domain controller",
     HTTPS_PORT: "the identity platform and Graph emulator (MSAL's username/password flow always asks port 443)",
     CONTROL_PORT: "the lab's control interface",
+    samba.KDC_PORT: "the Kerberos KDC of the lab's Samba domain controller",
+    464: "Kerberos password changes (kpasswd) of the lab's Samba domain controller",
 }
 GLOBAL_ADMIN = "Global Administrator"
 DELEGATED = ["OnPremDirectorySynchronization.ReadWrite.All", "User.ReadWrite.All", "User-Phone.ReadWrite.All",
@@ -50,6 +52,7 @@ class Lab:
         self.samba_dir = os.path.join(self.root, "samba")
         self.cache_dir = os.path.join(self.root, "cache")
         self.lab_json = os.path.join(self.root, "lab.json")
+        self.krb5_conf = os.path.join(self.root, "krb5.conf")
         self.inventory = os.path.join(self.root, "inventory.yml")
         self.emulator_json = os.path.join(self.root, "emulator.json")
         self.secrets_json = os.path.join(self.root, "secrets.json")
@@ -104,6 +107,8 @@ class Lab:
         proc = samba.start(self.samba_dir, os.path.join(self.root, "samba.log"))
         write_pid(self.samba_pid, proc.pid)
         samba.wait_ready(proc, info["ldap"])
+
+        write_atomic(self.krb5_conf, samba.krb5_conf(population.REALM))
 
         _write_json(self.emulator_json, self._emulator_config(pki, values))
         self._start_emulator()
@@ -247,6 +252,14 @@ class Lab:
                 "username": "Administrator@" + population.REALM, "password": values["ad_admin"],
                 "base_dn": population.BASE_DN, "realm": population.REALM, "netbios": population.NETBIOS,
                 "sync_scope": [population.SYNC_SCOPE], "out_of_scope": [population.OUT_OF_SCOPE_OU],
+            },
+            # Kerberos binds: kinit the user into a ccache of your own with KRB5_CONFIG=krb5_conf, and connect to
+            # ad_server=dc_host (it must resolve to 127.0.0.1, e.g. in a private mount namespace: docs/lab.md).
+            "kerberos": {
+                "realm": population.REALM, "krb5_conf": self.krb5_conf, "kdc": "127.0.0.1:%d" % samba.KDC_PORT,
+                "dc_host": "dc1." + population.REALM.lower(), "dc_address": "127.0.0.1",
+                "service_principal": "ldap/dc1.%s@%s" % (population.REALM.lower(), population.REALM),
+                "principal": "Administrator@" + population.REALM, "password": values["ad_admin"],
             },
             "cloud_sync": {"service_principal_id": _id("cloud-sync-sp"), "job_id": "AD2AADProvisioning." + uuid.UUID(_id("job")).hex},
         }

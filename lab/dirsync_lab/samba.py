@@ -5,6 +5,7 @@ as a snapshot keyed by the seed description so a large population is built only 
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -14,6 +15,13 @@ from dirsync_lab import population
 from dirsync_lab.process import LabError, wait_for
 
 SAMBA_PACKAGES = ("samba", "samba-ad-dc", "ldb-tools")
+# LDAP, and the KDC for Kerberos binds (port 88 and kpasswd's 464 on 127.0.0.1); nothing else of a DC is needed, and
+# fewer ports can clash. In the single process model (start()) the KDC runs inside the one samba process.
+# Samba's default (yes) refuses a SASL bind without signing or sealing even over TLS, and refuses signing over TLS:
+# a Kerberos bind over LDAPS then cannot work at all. Windows with "LDAP server signing requirements: require signing"
+# accepts it over TLS, which is what allow_sasl_over_tls does (simple binds still need TLS). docs/ad-connection.md.
+SERVER_OPTIONS = {"server services": "ldap, kdc", "ldap server require strong auth": "allow_sasl_over_tls"}
+KDC_PORT = 88
 
 
 def samba_version():
@@ -34,13 +42,11 @@ def provision(target, pki, admin_password):
         "--server-role=dc", "--dns-backend=NONE", "--host-name=dc1",
         "--targetdir=" + target, "--adminpass=" + admin_password,
         "--option=interfaces=127.0.0.1", "--option=bind interfaces only=yes",
-        # Only the LDAP service: nothing else of a DC is needed, and fewer ports can clash.
-        "--option=server services = ldap",
         "--option=log file = " + os.path.join(target, "log.%m"),
         "--option=tls certfile = " + pki["server_cert"],
         "--option=tls keyfile = " + pki["server_key"],
         "--option=tls cafile = " + pki["ca_cert"],
-    ] + ["--option=%s = %s" % item for item in confined_dirs(target).items()]
+    ] + ["--option=%s = %s" % item for item in list(SERVER_OPTIONS.items()) + list(confined_dirs(target).items())]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise LabError("samba-tool domain provision failed:\n%s" % result.stderr[-2000:])
@@ -92,23 +98,54 @@ def confined_dirs(target):
 
 
 def confine(target):
-    """Make sure ``target``'s smb.conf keeps its run-time files under ``target`` (snapshots of older labs lack it)."""
+    """Make sure ``target``'s smb.conf keeps its run-time files under ``target`` and has SERVER_OPTIONS (snapshots of
+    older labs lack them)."""
     conf = os.path.join(target, "etc", "smb.conf")
     with open(conf, encoding="utf-8") as handle:
-        text = handle.read()
-    missing = {name: path for name, path in confined_dirs(target).items() if "\t%s = " % name not in text}
-    if missing:
-        lines = "".join("\t%s = %s\n" % item for item in missing.items())
-        text = text.replace("[global]\n", "[global]\n" + lines, 1)
+        original = text = handle.read()
+    for name in SERVER_OPTIONS:
+        text = re.sub(r"(?m)^\t%s = .*\n" % re.escape(name), "", text)
+    wanted = dict(SERVER_OPTIONS, **{name: path for name, path in confined_dirs(target).items() if "\t%s = " % name not in text})
+    lines = "".join("\t%s = %s\n" % item for item in wanted.items())
+    text = text.replace("[global]\n", "[global]\n" + lines, 1)
+    if text != original:
         with open(conf, "w", encoding="utf-8") as handle:
             handle.write(text)
     for path in confined_dirs(target).values():
         os.makedirs(path, mode=0o755, exist_ok=True)
 
 
+def ldap_service_principals():
+    """The LDAP service principal names a Windows DC registers for itself (MS-ADTS 6.3.3.1 ldap/<FQDN>, ldap/<NetBIOS>,
+    ldap/<FQDN>/<domain>...). Samba adds them from its DNS update service, which the lab does not run."""
+    host = "dc1." + population.DOMAIN
+    return ["ldap/%s" % host, "ldap/DC1", "ldap/%s/%s" % (host, population.DOMAIN), "ldap/%s/%s" % (host, population.NETBIOS),
+            "ldap/DC1/%s" % population.NETBIOS]
+
+
+def register_spns(target):
+    """Give the DC's computer account its LDAP service principal names, offline (the DC must be stopped); idempotent."""
+    sam = os.path.join(target, "private", "sam.ldb")
+    found = subprocess.run(["ldbsearch", "-H", sam, "(sAMAccountName=DC1$)", "servicePrincipalName"],
+                           capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        raise LabError("Reading the DC's service principal names failed:\n%s" % found.stderr[-2000:])
+    dn = re.search(r"(?m)^dn: (.*)$", found.stdout)
+    have = {value.lower() for value in re.findall(r"(?m)^servicePrincipalName: (.*)$", found.stdout)}
+    missing = [name for name in ldap_service_principals() if name.lower() not in have]
+    if not dn or not missing:
+        return
+    ldif = "dn: %s\nchangetype: modify\nadd: servicePrincipalName\n%s-\n" % (
+        dn.group(1), "".join("servicePrincipalName: %s\n" % name for name in missing))
+    result = subprocess.run(["ldbmodify", "-H", sam], input=ldif, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LabError("Adding the DC's LDAP service principal names failed:\n%s" % (result.stderr or result.stdout)[-2000:])
+
+
 def start(target, log_path):
     """Start samba in the foreground of its own session; return the Popen."""
     confine(target)
+    register_spns(target)
     conf = os.path.join(target, "etc", "smb.conf")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(["samba", "-s", conf, "-i", "-M", "single"], stdout=log, stderr=subprocess.STDOUT,
@@ -135,3 +172,32 @@ def wait_ready(proc, ldap, timeout=60):
     started = time.monotonic()
     wait_for(bound, timeout, "Samba did not accept an LDAPS bind within %ss; see .lab/samba.log" % timeout)
     return time.monotonic() - started
+
+
+def krb5_conf(realm, kdc_host="127.0.0.1"):
+    """A krb5.conf for the lab's realm (KRB5_CONFIG points at it; the machine's /etc/krb5.conf is left alone).
+
+    The KDC is given by address and names are not canonicalized through DNS: the lab has no DNS, and the service
+    principal of the DC (ldap/dc1.lab.test) must come from the name the client was given, not from a reverse lookup.
+    """
+    domain = realm.lower()
+    return "\n".join([
+        "# Written by 'make lab-up': the lab's Kerberos realm. Use it with KRB5_CONFIG=<this file>.",
+        "[libdefaults]",
+        "\tdefault_realm = %s" % realm,
+        "\tdns_lookup_kdc = false",
+        "\tdns_lookup_realm = false",
+        "\tdns_canonicalize_hostname = false",
+        "\trdns = false",
+        "",
+        "[realms]",
+        "\t%s = {" % realm,
+        "\t\tkdc = %s:%d" % (kdc_host, KDC_PORT),
+        "\t\tadmin_server = %s" % kdc_host,
+        "\t}",
+        "",
+        "[domain_realm]",
+        "\t.%s = %s" % (domain, realm),
+        "\t%s = %s" % (domain, realm),
+        "",
+    ])

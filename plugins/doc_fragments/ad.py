@@ -13,11 +13,18 @@ class ModuleDocFragment:  # pylint: disable=too-few-public-methods
 options:
   ad_server:
     description:
-      - Host name of the domain controller to connect to.
-      - With O(ad_cert_validation=always) it must be a name in the controller's certificate.
-      - With O(ad_auth_protocol=kerberos) it must be the controller's fully qualified name (the service principal is C(ldap/<server>)).
-      - If not set, the environment variable E(ENTRAID_AD_SERVER) is used. One of the two is required.
-    type: str
+      - Host name of the domain controller to connect to, or a list of domain controllers of one domain, tried in order.
+      - A controller that cannot be reached or does not answer within O(ad_connect_timeout) is skipped; one that refuses the
+        certificate or the bind is not.
+      - If the connection is lost during a run, the module connects again, to the next controller first, within six times
+        O(ad_connect_timeout); a write whose outcome was lost is read again and written only if it is not in AD yet.
+      - An item may give its own port as C(host:port) (C([address]:port) for IPv6); the others use O(ad_port).
+      - A single string is a list of one; a comma-separated string is split.
+      - With O(ad_cert_validation=always) each must be a name in the controller's certificate.
+      - With O(ad_auth_protocol=kerberos) each must be the controller's fully qualified name (the service principal is C(ldap/<server>)).
+      - If not set, the environment variable E(ENTRAID_AD_SERVER) (comma-separated) is used. One of the two is required.
+    type: list
+    elements: str
   ad_port:
     description:
       - TCP port of the LDAP service, from V(1) to V(65535).
@@ -56,6 +63,8 @@ options:
       - V(simple) binds with O(ad_username) and O(ad_password); use it over LDAPS or StartTLS.
       - V(kerberos) binds with SASL GSSAPI using the Kerberos ticket of the user running the module (C(kinit), or a keytab named by
         E(KRB5_CLIENT_KTNAME)). It needs the Python package C(gssapi). O(ad_password) must not be set.
+      - Kerberos binds go over TLS (O(ad_tls_mode=ldaps) or O(ad_tls_mode=start_tls)), which a controller that requires LDAP signing
+        accepts; no SASL signing or sealing is used.
       - NTLM is not offered, the library's NTLM needs MD4, which OpenSSL 3 disables.
       - If not set, the environment variable E(ENTRAID_AD_AUTH_PROTOCOL) is used.
     type: str

@@ -17,6 +17,7 @@ import re
 import socket
 import ssl
 import struct
+import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback
@@ -76,6 +77,11 @@ DELETE = "delete"
 
 # Answers to searches may take longer than setting up the connection: each is awaited this many times ad_connect_timeout.
 RECEIVE_TIMEOUT_FACTOR = 6
+# A connection lost mid-run is re-established within this many times ad_connect_timeout (a DC that restarts, or the next
+# one of ad_server), trying again every RECONNECT_PAUSE seconds.
+RECONNECT_FACTOR = 6
+RECONNECT_PAUSE = 1.0
+_SERVER_PORT = re.compile(r"^\[(?P<v6>[^\]]+)\]:(?P<v6port>[0-9]+)$|^(?P<host>[^:\[\]]+):(?P<port>[0-9]+)$")
 
 # One simple item of a filter: attribute (or extensible match), operator, value (RFC 4515).
 _FILTER_ITEM = re.compile(r"\(([^()&|!][^()]*)\)")
@@ -119,7 +125,8 @@ def check_ldap_filter(ldap_filter, option="ldap_filter"):
 def ad_argument_spec():
     """Connection options shared by every module that talks to AD (names mirror microsoft.ad)."""
     return dict(
-        ad_server=dict(type="str", fallback=(env_fallback, ["ENTRAID_AD_SERVER"])),
+        # A list, tried in order; one name (the usual case) is a list of one, "dc1,dc2" a list of two.
+        ad_server=dict(type="list", elements="str", fallback=(env_fallback, ["ENTRAID_AD_SERVER"])),
         ad_port=dict(type="int", fallback=(env_fallback, ["ENTRAID_AD_PORT"])),
         ad_tls_mode=dict(type="str", choices=list(TLS_MODES), default="ldaps", fallback=(env_fallback, ["ENTRAID_AD_TLS_MODE"])),
         ad_cert_validation=dict(type="str", choices=list(CERT_VALIDATION), default="always",
@@ -188,6 +195,44 @@ def _result_text(result):
     return text
 
 
+class ADUnreachable(ADError):
+    """The domain controller could not be reached or did not answer: the next one of ad_server may be tried."""
+
+
+def _lost(exc):
+    """Whether an ldap3 exception means the connection is gone (or hung), so the outcome of the request is unknown."""
+    return isinstance(exc, (ldap3_exceptions.LDAPCommunicationError, ldap3_exceptions.LDAPResponseTimeoutError, socket.error)) \
+        or "timed out" in str(exc).lower() or "socket" in str(exc).lower()
+
+
+def _target(changes):
+    """What ``{attribute: [(ldap op, values)]}`` leaves in each attribute -> {attribute: (exact set or None, must have, must lack)}."""
+    wanted = {}
+    for attribute, operations in changes.items():
+        exact, present, absent = None, set(), set()
+        for operation, values in operations:
+            values = {str(value) for value in values}
+            if operation == ldap3.MODIFY_REPLACE or (operation == ldap3.MODIFY_DELETE and not values):
+                exact, present, absent = values, set(), set()
+            elif operation == ldap3.MODIFY_ADD:
+                exact, present = (exact | values, present) if exact is not None else (None, present | values)
+                absent -= values
+            else:
+                exact, absent = (exact - values, absent) if exact is not None else (None, absent | values)
+                present -= values
+        wanted[attribute] = (exact, present, absent)
+    return wanted
+
+
+def _applied(entry, changes):
+    """Whether ``entry`` (as read again) already holds what ``changes`` would write."""
+    for attribute, (exact, present, absent) in _target(changes).items():
+        have = {str(_text(value) if isinstance(value, bytes) else value) for value in entry.get(attribute.lower(), [])}
+        if (exact is not None and have != exact) or not present <= have or have & absent:
+            return False
+    return True
+
+
 class ADClient:
     """One bound LDAP connection to a domain controller; use as a context manager.
 
@@ -199,6 +244,11 @@ class ADClient:
         self.params = params
         self._conn = connection
         self.base_dn = None
+        self._index = 0
+        # Each time a lost connection was re-established: {"lost": server, "connected": server, "reason": text}.
+        self.reconnections = []
+        # DNs whose modify outcome was unknown and that, read again, already held the new values (not written twice).
+        self.recovered = []
 
     def __enter__(self):
         self.connect()
@@ -209,11 +259,36 @@ class ADClient:
 
     # -- connecting -------------------------------------------------------------------
 
+    def servers(self):
+        """ad_server as [(host, port)], in the order they are tried; an item may be host:port ([v6 address]:port)."""
+        value = self.params.get("ad_server")
+        items = value if isinstance(value, (list, tuple)) else ([] if value is None else str(value).split(","))
+        servers = []
+        for item in items:
+            item = str(item or "").strip()
+            if not item:
+                continue
+            match = _SERVER_PORT.match(item)
+            if match:
+                host, port = match.group("v6") or match.group("host"), int(match.group("v6port") or match.group("port"))
+            else:
+                host, port = item, None
+            servers.append((host, port))
+        return servers
+
+    @property
+    def host(self):
+        """The host name of the domain controller in use (or to be tried next)."""
+        servers = self.servers()
+        return servers[self._index][0] if servers else None
+
     def _describe(self):
-        return "%s://%s:%s" % ("ldaps" if self.params.get("ad_tls_mode", "ldaps") == "ldaps" else "ldap",
-                               self.params.get("ad_server"), self._port())
+        return "%s://%s:%s" % ("ldaps" if self.params.get("ad_tls_mode", "ldaps") == "ldaps" else "ldap", self.host, self._port())
 
     def _port(self):
+        servers = self.servers()
+        if servers and servers[self._index][1] is not None:
+            return servers[self._index][1]
         if self.params.get("ad_port") is not None:
             return self.params["ad_port"]
         return 636 if self.params.get("ad_tls_mode", "ldaps") == "ldaps" else 389
@@ -224,12 +299,15 @@ class ADClient:
 
     def _check_params(self):
         params = self.params
-        if not params.get("ad_server") or not params["ad_server"].strip():
+        if not self.servers():
             raise InvalidInput("No AD server given: set ad_server (or ENTRAID_AD_SERVER) to a domain controller's host name.")
         port = params.get("ad_port")
         if port is not None and not 1 <= port <= 65535:
             raise InvalidInput("ad_port must be a TCP port from 1 to 65535, got %d. Leave it out for the default (636 for LDAPS, "
                                "389 for StartTLS)." % port)
+        for host, port in self.servers():
+            if port is not None and not 1 <= port <= 65535:
+                raise InvalidInput("ad_server: the port of %s:%d is not a TCP port from 1 to 65535." % (host, port))
         if self._connect_timeout() < 1:
             raise InvalidInput("ad_connect_timeout must be a number of seconds of at least 1, got %d." % self._connect_timeout())
         if params.get("ad_auth_protocol", "simple") == "kerberos":
@@ -246,7 +324,7 @@ class ADClient:
         if params.get("ad_tls_mode", "ldaps") == "none" and not params.get("ad_allow_plaintext"):
             raise InvalidInput(
                 "ad_tls_mode=none would send the password of %s to %s unencrypted. Use ad_tls_mode=ldaps or ad_tls_mode=start_tls, "
-                "or set ad_allow_plaintext=true if you accept that." % (params["ad_username"], params["ad_server"]))
+                "or set ad_allow_plaintext=true if you accept that." % (params["ad_username"], ", ".join(h for h, _p in self.servers())))
 
     def _tls(self):
         params = self.params
@@ -269,7 +347,7 @@ class ADClient:
             except (ssl.SSLError, OSError, ValueError) as exc:
                 raise InvalidInput("ad_ca_cert: %s does not hold a usable PEM CA certificate (%s)."
                                    % (ca_file or "the PEM text", exc)) from exc
-        host = params["ad_server"]
+        host = self.host
         return ldap3.Tls(
             validate=ssl.CERT_NONE if validation == "ignore" else ssl.CERT_REQUIRED,
             ca_certs_file=ca_file,
@@ -284,15 +362,20 @@ class ADClient:
         lowered = text.lower()
         if "timed out" in lowered or isinstance(exc, socket.timeout):
             # Checked first: a handshake that times out mentions ssl, but the certificate is not the cause.
-            return ADError(
+            return ADUnreachable(
                 "The domain controller at %s did not answer within %d seconds (ad_connect_timeout): %s. It accepted the connection "
                 "but stopped answering (overloaded, hung, or not an LDAP service on that port). Check ad_server and ad_port, or "
                 "raise ad_connect_timeout for a slow network." % (self._describe(), self._connect_timeout(), text))
+        if any(sign in lowered for sign in ("unexpected_eof", "eof occurred", "connection reset", "connection refused")):
+            # Closed before TLS or LDAP could start (a service going down, or nothing behind a relay): not the certificate.
+            return ADUnreachable(
+                "Cannot reach the domain controller at %s: %s. Check ad_server, ad_port and ad_tls_mode (LDAPS is port 636, "
+                "LDAP/StartTLS 389) and that a firewall allows it." % (self._describe(), text))
         if isinstance(exc, ldap3_exceptions.LDAPCertificateError) or "doesn't match" in lowered:
             names = re.findall(r"'DNS', '([^']+)'", text) or re.findall(r"'commonName', '([^']+)'", text)
             return ADError(
                 "The certificate of %s does not name the host %s (it names: %s). Use a name from the certificate as ad_server, "
-                "or set ad_cert_validation=ignore_hostname." % (self._describe(), self.params["ad_server"], ", ".join(names) or "no DNS names"))
+                "or set ad_cert_validation=ignore_hostname." % (self._describe(), self.host, ", ".join(names) or "no DNS names"))
         if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
             # ldap3 nests the ssl error in tuples of reprs; the "[SSL: ...] ..." part is what matters.
             found = re.search(r"\[SSL: [A-Z_]+\][^'\"]*", text)
@@ -300,7 +383,7 @@ class ADClient:
                 "TLS with %s failed: %s. If the domain controller's certificate is issued by your own CA, give it with "
                 "ad_ca_cert (path or PEM); ad_cert_validation=ignore disables the check (not for production)."
                 % (self._describe(), found.group(0).strip() if found else text))
-        return ADError(
+        return ADUnreachable(
             "Cannot reach the domain controller at %s: %s. Check ad_server, ad_port and ad_tls_mode (LDAPS is port 636, "
             "LDAP/StartTLS 389) and that a firewall allows it." % (self._describe(), text))
 
@@ -317,11 +400,45 @@ class ADClient:
             return ADError(
                 "AD refused the bind account %s: %s. Check the bind account's username (UPN or DN) and its password "
                 "(ad_password / ENTRAID_AD_PASSWORD), and that the account may sign in." % (username, reason), ldap_result=_result_text(result))
+        kerberos = self.params.get("ad_auth_protocol", "simple") == "kerberos"
+        if code in (8, 13) and kerberos:
+            return ADError(
+                "%s refused the Kerberos bind without SASL signing or sealing (%s). The collection binds with Kerberos over TLS, "
+                "which protects the session as signing would: use ad_tls_mode=ldaps or ad_tls_mode=start_tls. A Samba DC must "
+                "also allow it: ldap server require strong auth = allow_sasl_over_tls." % (self._describe(), _result_text(result)))
         if code in (8, 13):
             return ADError(
                 "%s requires an encrypted connection for this bind (%s). Use ad_tls_mode=ldaps or ad_tls_mode=start_tls."
                 % (self._describe(), _result_text(result)))
+        if code == 49 and kerberos:
+            return ADError(
+                "%s refused the Kerberos ticket (%s). Check that the ticket's user may sign in (klist shows it) and that the "
+                "controller's clock is within 5 minutes of this host's." % (self._describe(), _result_text(result)),
+                ldap_result=_result_text(result))
         return ADError("Binding to %s as %s failed: %s." % (self._describe(), username or "(Kerberos ticket)", _result_text(result)))
+
+    def _kerberos_error(self, exc):
+        """A GSSAPI failure of the client side (no ticket, unknown service principal, no KDC) as what to do."""
+        text = " ".join(str(exc).split())
+        lowered = text.lower()
+        if "no kerberos credentials" in lowered or "credentials were unavailable" in lowered or "expired" in lowered:
+            return ADError(
+                "ad_auth_protocol=kerberos found no valid Kerberos ticket on the host that runs the module (%s). Get one as the "
+                "user that runs the module: kinit <account>@<REALM> (or kinit -k -t <keytab> <account>, or set KRB5_CLIENT_KTNAME "
+                "to a keytab); if the ticket cache is not the default one, point KRB5CCNAME at it." % text)
+        if "server not found in kerberos database" in lowered:
+            return ADError(
+                "The Kerberos KDC does not know the service principal ldap/%s (%s). With ad_auth_protocol=kerberos, ad_server must "
+                "be the domain controller's fully qualified host name as AD registers it (ldap/<dc FQDN>), not an IP address, "
+                "alias or localhost." % (self.host, text))
+        if "cannot find kdc" in lowered or "cannot contact any kdc" in lowered or "cannot resolve" in lowered:
+            return ADError(
+                "No Kerberos KDC could be found or reached for the realm (%s). Name the realm's KDCs (the domain controllers) in "
+                "krb5.conf ([realms] <REALM> = { kdc = dc1.example.com }) or allow dns_lookup_kdc; KRB5_CONFIG names another "
+                "krb5.conf." % text)
+        return ADError(
+            "The Kerberos bind to %s failed: %s. Check the ticket (klist), that the clocks of this host and the controller are "
+            "within 5 minutes, and krb5.conf (KRB5_CONFIG)." % (self._describe(), text))
 
     def connect(self):
         """Open, secure and bind the connection, then read defaultNamingContext into ``base_dn``."""
@@ -331,12 +448,57 @@ class ADClient:
         opened = self._conn is None
         if opened:
             self._check_params()
-            self._conn = self._open()
+            self._conn = self._open_any(0)
         if self.base_dn is None:
             self.base_dn = self._read_naming_context()
         if opened:
             self._set_receive_timeout()
         return self
+
+    def _open_any(self, start):
+        """Connect to the first domain controller of ad_server, from ``start`` on (wrapping around), that can be reached."""
+        servers = self.servers()
+        failures = []
+        for offset in range(len(servers)):
+            self._index = (start + offset) % len(servers)
+            try:
+                return self._open()
+            except ADUnreachable as error:
+                failures.append((self._describe(), error))
+        if len(failures) == 1:
+            raise failures[0][1]
+        raise ADUnreachable(
+            "None of the %d domain controllers in ad_server could be reached: %s. Check ad_server (tried in order), ad_port "
+            "and ad_tls_mode, and that a firewall allows them." % (
+                len(failures), "; ".join("%s: %s" % (where, error) for where, error in failures)))
+
+    def _reconnect(self, exc):
+        """The connection was lost (``exc``): connect again, to the next domain controller of ad_server first, within
+        RECONNECT_FACTOR times ad_connect_timeout."""
+        lost = self._describe()
+        self._discard(self._conn)
+        self._conn = None
+        deadline = time.monotonic() + self._connect_timeout() * RECONNECT_FACTOR
+        start = (self._index + 1) % len(self.servers())
+        while True:
+            try:
+                conn = self._open_any(start)
+                break
+            except ADUnreachable as error:
+                if time.monotonic() >= deadline:
+                    raise ADError(
+                        "The connection to the domain controller at %s was lost (%s) and no domain controller of ad_server "
+                        "could be reached again within %d seconds: %s Run the task again when one is back; add more domain "
+                        "controllers to ad_server to survive the loss of one."
+                        % (lost, exc, self._connect_timeout() * RECONNECT_FACTOR, error)) from exc
+                time.sleep(RECONNECT_PAUSE)
+        self._conn = conn
+        base_dn = self._read_naming_context()
+        if base_dn.lower() != (self.base_dn or base_dn).lower():
+            raise ADError("ad_server lists domain controllers of different domains: %s serves %s, the run began on %s. List "
+                          "only domain controllers of one domain." % (self._describe(), base_dn, self.base_dn))
+        self._set_receive_timeout()
+        self.reconnections.append({"lost": lost, "connected": self._describe(), "reason": str(exc)})
 
     def _open(self):
         params = self.params
@@ -350,7 +512,7 @@ class ADClient:
                               "libraries) on the host that runs the module: pip install gssapi.") from exc
         timeout = self._connect_timeout()
         server = ldap3.Server(
-            params["ad_server"], port=self._port(), use_ssl=tls_mode == "ldaps",
+            self.host, port=self._port(), use_ssl=tls_mode == "ldaps",
             tls=self._tls() if tls_mode != "none" else None,
             get_info=ldap3.NONE, connect_timeout=timeout)
         options = dict(
@@ -370,7 +532,19 @@ class ADClient:
             conn.open()
             if tls_mode == "start_tls" and not conn.start_tls():
                 raise ldap3_exceptions.LDAPStartTLSError("the domain controller refused StartTLS: %s" % _result_text(conn.result or {}))
-            bound = conn.bind()
+            try:
+                bound = conn.bind()
+            except ldap3_exceptions.LDAPCommunicationError as exc:
+                if kerberos and "security layer" in str(exc):
+                    # ldap3 refuses itself when the server offers no GSSAPI session without signing or sealing.
+                    self._discard(conn)
+                    raise self._bind_error({"result": 8, "description": "strongerAuthRequired", "message": str(exc)}) from exc
+                raise
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                if kerberos and type(exc).__module__.startswith("gssapi"):
+                    self._discard(conn)
+                    raise self._kerberos_error(exc) from exc
+                raise
         except ldap3_exceptions.LDAPException as exc:
             error = self._connection_error(exc)
             # The socket may be half-closed by the failed handshake: an error from unbind must not hide the real cause.
@@ -422,19 +596,36 @@ class ADClient:
     # -- reading ----------------------------------------------------------------------
 
     def _search(self, base, ldap_filter, scope, attributes, **kwargs):
-        """One search request -> (result dict, entries as dicts)."""
+        """One search request -> (result dict, entries as dicts).
+
+        A search that is not the continuation of a paged one is sent again on a new connection when the connection was
+        lost (the next page of a paged search exists only on the domain controller that gave the cookie)."""
         try:
             self._conn.search(base, ldap_filter, search_scope=scope, attributes=list(attributes), **kwargs)
         except ldap3_exceptions.LDAPInvalidFilterError as exc:
             # Nothing was sent: the filter itself is wrong (options are checked earlier with check_ldap_filter).
             raise InvalidInput("The LDAP filter %s is not valid (%s): nothing was searched. Correct the filter." % (ldap_filter, exc)) from exc
         except ldap3_exceptions.LDAPException as exc:
+            if _lost(exc) and not kwargs.get("paged_cookie") and self.servers():
+                self._reconnect(exc)
+                return self._search_again(base, ldap_filter, scope, attributes, **kwargs)
             if "timed out" in str(exc).lower():
                 raise ADError("Searching %s under %r failed: the domain controller did not answer within %d seconds (%d times "
                               "ad_connect_timeout). Run the task again; raise ad_connect_timeout if the controller is slow."
                               % (ldap_filter, base, self._connect_timeout() * RECEIVE_TIMEOUT_FACTOR, RECEIVE_TIMEOUT_FACTOR)) from exc
             raise ADError("Searching %s under %r failed: %s. The connection to the domain controller may have been "
                           "lost; run the task again." % (ldap_filter, base, exc)) from exc
+        return self._entries(attributes)
+
+    def _search_again(self, base, ldap_filter, scope, attributes, **kwargs):
+        try:
+            self._conn.search(base, ldap_filter, search_scope=scope, attributes=list(attributes), **kwargs)
+        except ldap3_exceptions.LDAPException as exc:
+            raise ADError("Searching %s under %r failed again after reconnecting to %s: %s. Run the task again."
+                          % (ldap_filter, base, self._describe(), exc)) from exc
+        return self._entries(attributes)
+
+    def _entries(self, attributes):
         requested = _requested_keys(attributes)
         entries = [_to_entry(item["dn"], item["raw_attributes"], requested)
                    for item in self._conn.response or () if item.get("type") == "searchResEntry"]
@@ -574,11 +765,21 @@ class ADClient:
                 if operation not in operations:
                     raise InvalidInput("Unknown LDAP modify operation %r for %s: use replace, add or delete." % (operation, attribute))
                 ldap_changes.setdefault(attribute, []).append((operations[operation], list(values)))
-        try:
-            ok = self._conn.modify(dn, ldap_changes)
-        except ldap3_exceptions.LDAPException as exc:
-            raise ADError("Modifying %s failed: %s. The connection to the domain controller may have been lost; "
-                          "run the task again to see what was applied." % (dn, exc)) from exc
+        for attempt in range(len(self.servers()) + 1):
+            try:
+                ok = self._conn.modify(dn, ldap_changes)
+                break
+            except ldap3_exceptions.LDAPException as exc:
+                if not _lost(exc) or attempt == len(self.servers()):
+                    raise ADError("Modifying %s failed: %s. The connection to the domain controller may have been lost; "
+                                  "run the task again to see what was applied." % (dn, exc)) from exc
+                # The request may or may not have been applied: read the user again (on the next domain controller
+                # when there is one) and write only if the new values are not there yet.
+                self._reconnect(exc)
+                current = self.read(dn, list(changes))
+                if current is not None and _applied(current, ldap_changes):
+                    self.recovered.append(dn)
+                    return
         if ok:
             return
         result = self._conn.result

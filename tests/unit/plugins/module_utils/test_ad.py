@@ -52,7 +52,7 @@ def test_argument_spec_reads_environment(monkeypatch):
     result = ArgumentSpecValidator(_ad.ad_argument_spec()).validate({})
     assert not result.error_messages
     params = result.validated_parameters
-    assert params["ad_server"] == "dc1.lab.test"
+    assert params["ad_server"] == ["dc1.lab.test"]
     assert params["ad_tls_mode"] == "start_tls"
     assert params["ad_cert_validation"] == "always"
     assert params["ad_allow_plaintext"] is False
@@ -636,3 +636,162 @@ def test_valid_ldap_filters_are_accepted(ldap_filter):
 def test_invalid_filter_reaching_a_search_is_named_not_blamed_on_the_connection(client):
     with pytest.raises(InvalidInput, match=r"The LDAP filter \(a~b\) is not valid .*nothing was searched"):
         list(client.paged_search(BASE, "(a~b)", ["cn"]))
+
+
+# -- several domain controllers: failover at connect time and mid-run ----------------------------
+
+class LosingConnection:
+    """A connection to the first DC that is lost during the next modify or search: ``applied`` says whether the DC had
+    applied the modify before the connection broke (the client cannot know)."""
+
+    def __init__(self, mock, applied=True, lose_search=False):
+        self.mock, self.applied, self.lose_search, self.modifies = mock, applied, lose_search, []
+
+    def __getattr__(self, name):
+        return getattr(self.mock, name)
+
+    def modify(self, dn, changes):
+        self.modifies.append(dn)
+        if self.applied:
+            self.mock.modify(dn, changes)
+        raise ldap3.core.exceptions.LDAPSocketReceiveError("error receiving data: [Errno 104] Connection reset by peer")
+
+    def search(self, *args, **kwargs):
+        if self.lose_search:
+            raise ldap3.core.exceptions.LDAPSessionTerminatedByServerError("session terminated by server")
+        return self.mock.search(*args, **kwargs)
+
+    def unbind(self):
+        pass
+
+
+class CountingConnection:
+    """The next DC: the same directory (replicated), counting the writes it receives."""
+
+    def __init__(self, mock):
+        self.mock, self.modifies = mock, []
+
+    def __getattr__(self, name):
+        return getattr(self.mock, name)
+
+    def modify(self, dn, changes):
+        self.modifies.append(dn)
+        return self.mock.modify(dn, changes)
+
+    def unbind(self):
+        pass
+
+
+def _servers_answering(monkeypatch, answers):
+    """Make ADClient._open answer per host: a connection, or an exception to raise. -> the hosts tried, in order."""
+    tried = []
+
+    def fake_open(self):
+        tried.append(self.host)
+        answer = answers[self.host]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    monkeypatch.setattr(_ad.ADClient, "_open", fake_open)
+    monkeypatch.setattr(_ad.ADClient, "_set_receive_timeout", lambda self: None)
+    return tried
+
+
+def test_ad_server_takes_a_list_a_comma_separated_string_and_ports():
+    client = _ad.ADClient(_params(server=["dc1.lab.test", " dc2.lab.test:3269", "[::1]:1636", ""]))
+    assert client.servers() == [("dc1.lab.test", None), ("dc2.lab.test", 3269), ("::1", 1636)]
+    assert _ad.ADClient(_params(server="dc1, dc2")).servers() == [("dc1", None), ("dc2", None)]
+    result = ArgumentSpecValidator(_ad.ad_argument_spec()).validate({"ad_server": "dc1.lab.test,dc2.lab.test"})
+    assert result.validated_parameters["ad_server"] == ["dc1.lab.test", "dc2.lab.test"]
+    with pytest.raises(InvalidInput, match="the port of dc2:70000 is not a TCP port"):
+        _ad.ADClient(_params(server=["dc1", "dc2:70000"])).connect()
+
+
+def test_an_unreachable_domain_controller_is_skipped(monkeypatch, mock):
+    tried = _servers_answering(monkeypatch, {"dc1": _ad.ADUnreachable("Cannot reach the domain controller at dc1"), "dc2": mock})
+    with _ad.ADClient(_params(server=["dc1", "dc2"])) as client:
+        assert tried == ["dc1", "dc2"] and client.host == "dc2" and client.base_dn == BASE
+        assert client._describe() == "ldaps://dc2:636"  # pylint: disable=protected-access
+
+
+def test_when_no_domain_controller_answers_each_error_is_named(monkeypatch):
+    _servers_answering(monkeypatch, {"dc1": _ad.ADUnreachable("refused here"), "dc2": _ad.ADUnreachable("timed out there")})
+    with pytest.raises(ADError) as info:
+        _ad.ADClient(_params(server=["dc1", "dc2"])).connect()
+    text = str(info.value)
+    assert text.startswith("None of the 2 domain controllers in ad_server could be reached")
+    assert "ldaps://dc1:636: refused here" in text and "ldaps://dc2:636: timed out there" in text
+
+
+def test_a_refused_bind_is_not_retried_on_the_next_domain_controller(monkeypatch, mock):
+    # The same wrong password on every DC would only lock the account out sooner.
+    tried = _servers_answering(monkeypatch, {"dc1": ADError("AD refused the bind account x"), "dc2": mock})
+    with pytest.raises(ADError, match="AD refused the bind account"):
+        _ad.ADClient(_params(server=["dc1", "dc2"])).connect()
+    assert tried == ["dc1"]
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_write_whose_outcome_is_unknown_is_read_again_on_the_next_dc_and_done_once(monkeypatch, mock, applied):
+    dn = mock.add_user("kim", mobile="+1 old")[0]
+    losing, next_dc = LosingConnection(mock, applied=applied), CountingConnection(mock)
+    _servers_answering(monkeypatch, {"dc1": AssertionError("not again"), "dc2": next_dc})
+    client = _ad.ADClient(_params(server=["dc1", "dc2"]), connection=losing)
+    client.connect()
+
+    client.modify(dn, {"mobile": ("replace", ["+1 new"])})
+
+    assert client.resolve_user(dn, ["mobile"])["mobile"] == ["+1 new"]
+    assert losing.modifies == [dn]
+    # Applied before the loss: found in AD, not written again. Not applied: written once, on the next DC.
+    assert next_dc.modifies == ([] if applied else [dn])
+    assert client.recovered == ([dn] if applied else [])
+    assert client.reconnections == [{"lost": "ldaps://dc1:636", "connected": "ldaps://dc2:636",
+                                     "reason": "error receiving data: [Errno 104] Connection reset by peer"}]
+
+
+def test_unknown_outcome_compares_added_and_deleted_values(monkeypatch, mock):
+    dn = mock.add_user("lee", otherMobile=["+2", "+3"])[0]
+    _servers_answering(monkeypatch, {"dc1": AssertionError("not again"), "dc2": CountingConnection(mock)})
+    client = _ad.ADClient(_params(server=["dc1", "dc2"]), connection=LosingConnection(mock, applied=True))
+    client.connect()
+    client.modify(dn, {"otherMobile": [("delete", ["+2"]), ("add", ["+4"])]})
+    assert client.recovered == [dn]
+    assert sorted(client.resolve_user(dn, ["otherMobile"])["othermobile"]) == ["+3", "+4"]
+
+
+def test_a_lost_search_is_sent_again_on_the_next_dc(monkeypatch, mock):
+    dn = mock.add_user("max", mobile="+5")[0]
+    _servers_answering(monkeypatch, {"dc1": AssertionError("not again"), "dc2": CountingConnection(mock)})
+    client = _ad.ADClient(_params(server=["dc1", "dc2"]), connection=mock)
+    client.connect()
+    client._conn = LosingConnection(mock, lose_search=True)  # pylint: disable=protected-access
+    assert client.resolve_user("max@lab.test", ["mobile"])["dn"] == dn
+    assert client.host == "dc2"
+
+
+def test_a_domain_controller_that_stays_away_ends_the_run_with_what_to_do(monkeypatch, mock):
+    dn = mock.add_user("ned")[0]
+    monkeypatch.setattr(_ad, "RECONNECT_PAUSE", 0.01)
+    monkeypatch.setattr(_ad, "RECONNECT_FACTOR", 0.05)
+    tried = _servers_answering(monkeypatch, {"dc1": _ad.ADUnreachable("refused")})
+    client = _ad.ADClient(_params(server="dc1", connect_timeout=1), connection=LosingConnection(mock, applied=False))
+    client.connect()
+    with pytest.raises(ADError) as info:
+        client.modify(dn, {"mobile": ("replace", ["+1"])})
+    assert "was lost (error receiving data" in str(info.value)
+    assert "no domain controller of ad_server could be reached again within" in str(info.value)
+    # One DC: it is tried again until the window ends (a restarting DC comes back).
+    assert len(tried) > 1 and set(tried) == {"dc1"}
+
+
+def test_a_domain_controller_of_another_domain_is_refused_mid_run(monkeypatch, mock):
+    dn = mock.add_user("ola")[0]
+    other = CountingConnection(mock)
+    _servers_answering(monkeypatch, {"dc1": AssertionError("not again"), "dc2": other})
+    client = _ad.ADClient(_params(server=["dc1", "dc2"]), connection=LosingConnection(mock))
+    client.connect()
+    client.base_dn = "DC=other,DC=test"
+    with pytest.raises(ADError, match="ad_server lists domain controllers of different domains"):
+        client.modify(dn, {"mobile": ("replace", ["+1"])})
+    assert other.modifies == []
