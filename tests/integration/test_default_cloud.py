@@ -8,39 +8,19 @@ server certificate carries those names, and the lab CA is trusted there the way 
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-import pytest
+from lab_play import run_with_hosts
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 # Options and variables that would point the modules elsewhere than Microsoft's public cloud.
 OVERRIDES = ("AZURE_AUTHORITY_HOST", "ENTRAID_CLOUD", "ENTRAID_GRAPH_ENDPOINT", "ENTRAID_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 
 
 def run_as_in_public_cloud(lab, tmp_path, play):
     """ansible-playbook in a mount namespace where Microsoft's host names are the lab; -> (rc, output, results)."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed to resolve Microsoft's host names to the lab in a private namespace")
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 login.microsoftonline.com\n127.0.0.1 graph.microsoft.com\n")
-    path, results_file = tmp_path / "play.yml", tmp_path / "results.jsonl"
-    path.write_text(play)
     env = {key: value for key, value in os.environ.items() if key not in OVERRIDES}
-    env.update({
-        "REQUESTS_CA_BUNDLE": lab["ca_file"],
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".venv", "collections"),
-        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(ROOT, "tests", "integration", "callback_plugins"),
-        "ANSIBLE_CALLBACKS_ENABLED": "record_results", "RECORD_RESULTS_FILE": str(results_file), "ANSIBLE_NOCOLOR": "1",
-    })
-    script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
-    cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(hosts),
-           ANSIBLE_PLAYBOOK, "-i", os.path.join(lab["root"], "inventory.yml"), str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
-    return proc.returncode, proc.stdout + proc.stderr, {item["task"]: item for item in results}
+    env["REQUESTS_CA_BUNDLE"] = lab["ca_file"]
+    return run_with_hosts(lab, tmp_path, play, "127.0.0.1 localhost\n127.0.0.1 login.microsoftonline.com\n"
+                          "127.0.0.1 graph.microsoft.com\n", env)
 
 
 def test_modules_work_with_the_default_public_cloud_endpoints(lab, control, tmp_path):

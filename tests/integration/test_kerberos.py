@@ -11,13 +11,11 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 
 import ldap3
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+from lab_play import run_with_hosts
 
 
 def kinit(lab, ccache):
@@ -36,25 +34,11 @@ def kinit(lab, ccache):
 
 def run_with_dc_name(lab, tmp_path, play, env):
     """ansible-playbook in a mount namespace where the DC's host name is 127.0.0.1; -> (rc, output, {task: result})."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed to resolve the DC's host name to the lab in a private namespace")
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n%s %s dc1\n" % (lab["kerberos"]["dc_address"], lab["kerberos"]["dc_host"]))
-    path, results_file = tmp_path / "play.yml", tmp_path / "results.jsonl"
-    path.write_text(play)
     run_env = {key: value for key, value in os.environ.items() if not key.startswith("KRB5")}
     run_env.update(env)
-    run_env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".venv", "collections"),
-        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(ROOT, "tests", "integration", "callback_plugins"),
-        "ANSIBLE_CALLBACKS_ENABLED": "record_results", "RECORD_RESULTS_FILE": str(results_file), "ANSIBLE_NOCOLOR": "1",
-    })
-    script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
-    cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(hosts),
-           ANSIBLE_PLAYBOOK, "-i", os.path.join(lab["root"], "inventory.yml"), str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=ROOT, check=False)
-    results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
-    return proc.returncode, proc.stdout + proc.stderr, {item["task"]: item["result"] for item in results}
+    hosts = "127.0.0.1 localhost\n%s %s dc1\n" % (lab["kerberos"]["dc_address"], lab["kerberos"]["dc_host"])
+    rc, output, results = run_with_hosts(lab, tmp_path, play, hosts, run_env)
+    return rc, output, {task: item["result"] for task, item in results.items()}
 
 
 def a_user_with_a_mobile(lab):
