@@ -73,19 +73,25 @@ def plan(rows, policy, excluded_guids=frozenset()):
     return changes, skipped
 
 
-def check_backup(changes, backup_users, backup_path):
-    """Refuse unless the backup holds every user to change with the AD number the user has now."""
-    missing, stale = [], []
+def check_backup(changes, backup_users, backup_path, search_bases=None):
+    """Refuse unless the backup holds every user to change with the AD number the user has now, and (``search_bases``:
+    the backup's) every such user is still under the backup's search bases: nothing is written where it cannot restore."""
+    missing, stale, outside = [], [], []
     for change in changes:
+        if search_bases and not _backup.under_any(change["dn"], search_bases):
+            outside.append(change["dn"])
         record = backup_users.get((change["object_guid"] or "").lower())
         label = "%s (%s)" % (change["user_principal_name"] or change["dn"], change["object_guid"])
         if record is None:
             missing.append(label)
         elif record["mobile"] != change["mobile_in_ad"] and _phone.clean(record["mobile"]) != _phone.clean(change["mobile_in_ad"]):
             stale.append("%s: %r in the backup, %r in AD now" % (label, record["mobile"], change["mobile_in_ad"]))
-    if not missing and not stale:
+    if not missing and not stale and not outside:
         return
     problems = []
+    if outside:
+        problems.append("%d user(s) are outside its search bases (%s): %s" % (len(outside), "; ".join(search_bases),
+                                                                             _user_phone.listed(outside)))
     if missing:
         problems.append("%d user(s) are not in it: %s" % (len(missing), _user_phone.listed(missing)))
     if stale:
@@ -93,7 +99,7 @@ def check_backup(changes, backup_users, backup_path):
     raise _backup.BackupRefused(
         "The backup %s does not cover what this run would change: %s. Take a new backup of the same search bases right before "
         "reconciling (the entraid.dirsync.backup role or phone_backup). Nothing was changed." % (backup_path, "; ".join(problems)),
-        backup_path=backup_path, missing=missing, stale=stale)
+        backup_path=backup_path, missing=missing, stale=stale, outside=outside)
 
 
 def _group_dn(ad, group):

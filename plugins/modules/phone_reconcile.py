@@ -336,7 +336,7 @@ def work(module):
         drift = _drift.pair_and_classify(ad_users, entra_users)
         del ad_users, entra_users
         changes, skipped = _reconcile.plan(drift.rows, policy, excluded_guids)
-        _reconcile.check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"])
+        _reconcile.check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"], backup["search_bases"])
         _reconcile.check_backup_keeps(drift.rows, backup["entra_users"], params["backup_path"])
         del backup["ad_users"], backup["entra_users"]
         results = _reconcile.write_cloud_numbers(ad, changes, drift.rows, check_mode=module.check_mode)

@@ -241,3 +241,10 @@ def test_the_backup_must_keep_every_cloud_number_at_risk():
     lacking = [record for record in keeps if record["id"] != "id-departed"]
     with pytest.raises(_backup.BackupRefused, match="departed@lab.test"):
         _reconcile.check_backup_keeps(rows, lacking, "/b.json")
+
+
+def test_a_user_moved_out_of_the_backups_search_bases_is_refused():
+    changes, _skipped = plan()
+    with pytest.raises(_backup.BackupRefused, match="outside its search bases") as info:
+        _reconcile.check_backup(changes, backup_of(changes), "/b.json", ["OU=Contractors,OU=Sync,DC=lab,DC=test"])
+    assert "Nothing was changed" in str(info.value)
