@@ -24,7 +24,8 @@ description:
     V(ambiguous) (two AD users claim one anchor; the row carries the cloud user of that anchor).
   - AD C(otherMobile) is reported from AD only. No Microsoft Graph API returns the cloud's alternate mobile phones, so it
     cannot be compared.
-  - Both directories are read at the same time and streamed; memory grows with the number of users (291 MB peak for 100,000 lab users, measured by C(make bench)).
+  - Both directories are read at the same time and streamed; memory grows with the number of users (291 MB peak for
+    100,000 lab users, measured by C(make bench)).
   - The report is written to O(report_csv) and/or O(report_json) on the host that runs the module, also in check mode.
     Nothing changes in AD or Entra ID, so the task never reports a change.
 author:
