@@ -90,8 +90,8 @@ def check_backup(changes, backup_users, backup_path, search_bases=None):
         return
     problems = []
     if outside:
-        problems.append("%d user(s) are outside its search bases (%s): %s" % (len(outside), "; ".join(search_bases),
-                                                                             _user_phone.listed(outside)))
+        problems.append("%d user(s) are outside its search bases (%s): %s"
+                        % (len(outside), "; ".join(search_bases), _user_phone.listed(outside)))
     if missing:
         problems.append("%d user(s) are not in it: %s" % (len(missing), _user_phone.listed(missing)))
     if stale:
