@@ -25,7 +25,8 @@ def run_as_in_public_cloud(lab, tmp_path, play):
 
 def test_modules_work_with_the_default_public_cloud_endpoints(lab, control, tmp_path):
     apps, admin = lab["apps"], lab["users"]["admin"]
-    synced = next(user for user in control.get("/state")["tenants"][0]["users"] if user.get("onPremisesSyncEnabled"))
+    synced = next(user for user in control.get("/state")["tenants"][0]["users"]
+                  if user.get("onPremisesSyncEnabled") and user.get("mobilePhone"))
     app = {"tenant_id": lab["tenant_id"], "client_id": apps["automation"]["client_id"], "client_secret": apps["automation"]["client_secret"]}
     delegated = {"tenant_id": lab["tenant_id"], "client_id": apps["interactive"]["client_id"], "username": admin["username"],
                  "password": admin["password"]}
