@@ -385,17 +385,13 @@ def _read_message(sock):
     return body[2:2 + id_length], body[2 + id_length]
 
 
-class FakeLDAPS:
-    """Answers bind with ``bind_code``/``bind_message`` and the RootDSE search with defaultNamingContext."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 that hands every accepted connection to ``_handle`` in a background thread."""
 
-    def __init__(self, certfile, bind_code=0, bind_message=b""):
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(certfile)
-        self.bind_code, self.bind_message = bind_code, bind_message
+    def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
         while True:
@@ -403,11 +399,30 @@ class FakeLDAPS:
                 raw, _addr = self.listener.accept()
             except OSError:
                 return
-            try:
-                with self.context.wrap_socket(raw, server_side=True) as conn:
-                    self._answer(conn)
-            except (OSError, ssl.SSLError):
-                pass  # the client rejected our certificate: that is what some tests expect
+            self._handle(raw)
+
+    def _handle(self, raw):
+        raise NotImplementedError
+
+    def close(self):
+        self.listener.close()
+
+
+class FakeLDAPS(LoopbackServer):
+    """Answers bind with ``bind_code``/``bind_message`` and the RootDSE search with defaultNamingContext."""
+
+    def __init__(self, certfile, bind_code=0, bind_message=b""):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certfile)
+        self.bind_code, self.bind_message = bind_code, bind_message
+        super().__init__()
+
+    def _handle(self, raw):
+        try:
+            with self.context.wrap_socket(raw, server_side=True) as conn:
+                self._answer(conn)
+        except (OSError, ssl.SSLError):
+            pass  # the client rejected our certificate: that is what some tests expect
 
     def _answer(self, conn):
         while True:
@@ -424,9 +439,6 @@ class FakeLDAPS:
                 conn.sendall(_tlv(0x30, msgid + entry) + _tlv(0x30, msgid + _ldap_result(0x65, 0)))
             else:  # unbind
                 return
-
-    def close(self):
-        self.listener.close()
 
 
 @pytest.fixture
@@ -503,35 +515,25 @@ def test_unreachable_server():
 
 # -- faults: StartTLS with a bad certificate, a controller that stops answering -------
 
-class FakeStartTLS:
-    """Plain LDAP that accepts StartTLS, then does a TLS handshake with ``certfile`` (and, if trusted, answers like FakeLDAPS)."""
+class FakeStartTLS(LoopbackServer):
+    """Plain LDAP that accepts StartTLS, then does a TLS handshake with ``certfile``."""
 
     def __init__(self, certfile):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certfile)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                raw, _addr = self.listener.accept()
-            except OSError:
-                return
-            try:
-                message_id, operation = _read_message(raw)
-                assert operation == 0x77  # ExtendedRequest: StartTLS
-                raw.sendall(_tlv(0x30, _tlv(0x02, message_id) + _ldap_result(0x78, 0)))
-                with self.context.wrap_socket(raw, server_side=True):
-                    pass
-            except (OSError, ssl.SSLError, AssertionError, TypeError):
-                pass  # the client rejected our certificate, as the test expects
-            finally:
-                raw.close()
-
-    def close(self):
-        self.listener.close()
+    def _handle(self, raw):
+        try:
+            message_id, operation = _read_message(raw)
+            assert operation == 0x77  # ExtendedRequest: StartTLS
+            raw.sendall(_tlv(0x30, _tlv(0x02, message_id) + _ldap_result(0x78, 0)))
+            with self.context.wrap_socket(raw, server_side=True):
+                pass
+        except (OSError, ssl.SSLError, AssertionError, TypeError):
+            pass  # the client rejected our certificate, as the test expects
+        finally:
+            raw.close()
 
 
 def test_start_tls_with_an_untrusted_certificate_reports_the_certificate_error(pki):
@@ -546,26 +548,20 @@ def test_start_tls_with_an_untrusted_certificate_reports_the_certificate_error(p
     assert "ad_ca_cert" in text and "Bad file descriptor" not in text
 
 
-class SilentServer:
+class SilentServer(LoopbackServer):
     """Accepts connections and never answers: a hung domain controller."""
 
     def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.accepted = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                self.accepted.append(self.listener.accept()[0])
-            except OSError:
-                return
+    def _handle(self, raw):
+        self.accepted.append(raw)
 
     def close(self):
         for sock in self.accepted:
             sock.close()
-        self.listener.close()
+        super().close()
 
 
 @pytest.mark.parametrize("tls_mode", ["ldaps", "start_tls"])
