@@ -22,6 +22,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._entra_connect imp
     standin_runner,
 )
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_action
 
 display = Display()
 
@@ -50,19 +51,18 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        try:
-            for name, least in MINIMUM_SECONDS.items():
-                if params[name] < least:
-                    raise InvalidInput("%s must be at least %d (seconds), got %d." % (name, least, params[name]))
-            standin_url = params["standin_url"] or self._templar.template(task_vars.get(STANDIN_VAR) or "")
-            runner = standin_runner(standin_url) if standin_url else self._cmdlet_runner(task_vars)
-            result.update(full_sync(runner, policy_type=params["policy_type"], busy_timeout=params["busy_timeout"],
-                                    wait_timeout=params["wait_timeout"], poll_interval=params["poll_interval"],
-                                    fail_on_errors=params["fail_on_errors"], check_mode=bool(self._task.check_mode),
-                                    log=lambda message: display.vvv("entra_connect_sync: %s" % message)))
-        except DirsyncError as error:
-            result.update(error.details, failed=True, msg=str(error))
-        return result
+        return run_action(result, lambda: self._run(params, task_vars))
+
+    def _run(self, params, task_vars):
+        for name, least in MINIMUM_SECONDS.items():
+            if params[name] < least:
+                raise InvalidInput("%s must be at least %d (seconds), got %d." % (name, least, params[name]))
+        standin_url = params["standin_url"] or self._templar.template(task_vars.get(STANDIN_VAR) or "")
+        runner = standin_runner(standin_url) if standin_url else self._cmdlet_runner(task_vars)
+        return full_sync(runner, policy_type=params["policy_type"], busy_timeout=params["busy_timeout"],
+                         wait_timeout=params["wait_timeout"], poll_interval=params["poll_interval"],
+                         fail_on_errors=params["fail_on_errors"], check_mode=bool(self._task.check_mode),
+                         log=lambda message: display.vvv("entra_connect_sync: %s" % message))
 
     def _cmdlet_runner(self, task_vars):
         """Run one ADSync cmdlet on the (delegated-to) Entra Connect server."""

@@ -15,7 +15,8 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _procedure
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_action
 
 STATES = ("locked", "started", "finished", "rolled_back", "unlocked")
 ARGUMENT_SPEC = dict(
@@ -36,11 +37,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        try:
-            result.update(self._run(params, bool(self._task.check_mode)))
-        except DirsyncError as error:
-            result.update(error.details, failed=True, msg=str(error))
-        return result
+        return run_action(result, lambda: self._run(params, bool(self._task.check_mode)))
 
     @staticmethod
     def _run(params, check_mode):

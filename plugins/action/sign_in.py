@@ -16,7 +16,8 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError, DirsyncError
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import AuthError
+from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_action
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph_settings import build_session, resolve_endpoints
 from ansible_collections.entraid.dirsync.plugins.module_utils._sign_in import (
@@ -66,11 +67,7 @@ class ActionModule(ActionBase):
         argument_spec["token_cache_path"]["required"] = True
         argument_spec["wait_timeout"] = dict(type="int", default=DEFAULT_WAIT)
         params = self.validate_argument_spec(argument_spec=argument_spec)[1]
-        try:
-            result.update(self._sign_in(params))
-        except DirsyncError as error:
-            result.update(error.details, failed=True, msg=str(error))
-        return result
+        return run_action(result, lambda: self._sign_in(params))
 
     def _sign_in(self, params):
         for name in ("tenant_id", "client_id"):
