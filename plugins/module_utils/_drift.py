@@ -238,10 +238,11 @@ def _hint(keys_and_matches, describe):
             found.setdefault(candidate, []).append(key)
     if not found:
         return "", None, None
-    ordered = sorted(found.items(), key=lambda item: describe(item[0]))
-    return (";".join(",".join(keys) for _candidate, keys in ordered),
-            ";".join(describe(candidate)[0] or "" for candidate, _keys in ordered),
-            ";".join(describe(candidate)[1] or "" for candidate, _keys in ordered))
+    # (upn, id, keys) of each candidate, once; a missing UPN or id sorts as "" (None does not compare with text).
+    ordered = sorted(tuple(value or "" for value in describe(candidate)) + (",".join(keys),) for candidate, keys in found.items())
+    return (";".join(keys for _upn, _id, keys in ordered),
+            ";".join(upn for upn, _id, _keys in ordered),
+            ";".join(ident for _upn, ident, _keys in ordered))
 
 
 def _first_hint_keys(hint):

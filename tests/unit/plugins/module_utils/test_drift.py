@@ -358,3 +358,13 @@ def test_failed_write_leaves_the_old_report_and_no_temporary_file(tmp_path, rows
         _drift.write_json(str(path), Exploding(), rows)
     assert path.read_text() == "previous report"
     assert os.listdir(tmp_path) == ["drift.json"]
+
+
+def test_several_hinted_candidates_are_listed_even_without_a_upn():
+    cloud_user = ad("jdoe", "+1", upn="jdoe@lab.test")
+    twin = ad("twin", "+2", sid=cloud_user.sid)._replace(upn=None)
+    same_sid = ad("other", "+3", sid=cloud_user.sid)
+    drift = _drift.pair_and_classify([twin, same_sid], [entra(cloud_user, "+9", anchor="gone")])
+    row = next(row for row in drift.rows if row.Class == "only_in_entra")
+    assert row.HintMatchedBy == "sid;sid"
+    assert row.HintUserPrincipalName == ";other@lab.test" and row.HintId == ";".join((twin.guid, same_sid.guid))
