@@ -43,15 +43,28 @@ def faults(control):
     control.delete("/faults")
 
 
-@pytest.fixture(scope="module")
-def lab_reset(lab):
-    """For tests that change the lab wholesale: afterwards, the lab is reset to its seeded state.
+def reseed(lab):
+    """Reset the lab to its seeded state -> its ``Lab`` directory object.
 
     A reset is a lab-down and lab-up with the same seed: the directory is restored from its cached
     snapshot and the tenant is seeded again (a few seconds).
     """
-    yield lab
     from dirsync_lab.orchestrator import Lab  # pylint: disable=import-outside-toplevel
     lab_dir = Lab(lab["root"])
     lab_dir.down(log=lambda message: None)
     lab_dir.up(count=lab["seed"]["count"], seed=lab["seed"]["seed"], log=lambda message: None)
+    return lab_dir
+
+
+@pytest.fixture(scope="module")
+def lab_reset(lab):
+    """For tests that change the lab wholesale: afterwards, the lab is reset to its seeded state."""
+    yield lab
+    reseed(lab)
+
+
+@pytest.fixture
+def seeded_lab(lab):
+    """For a test that needs the lab exactly as seeded (earlier tests may have run sync cycles or written AD): the lab
+    is reset first -> its ``Lab`` directory object (``stop_dc``/``start_dc``, ``describe``)."""
+    return reseed(lab)

@@ -142,19 +142,11 @@ EDGE_CLASSES = {"duplicate_anchor": "ambiguous", "changed_anchor": "only_in_ad",
                 "blank": "value_differs", "control_characters": "format_differs"}
 
 
-@pytest.fixture
-def seeded_lab(lab):
-    """The lab as seeded: earlier tests may have run sync cycles that carried the edge cases' AD values to the cloud."""
-    from dirsync_lab.orchestrator import Lab  # pylint: disable=import-outside-toplevel
-    lab_dir = Lab(lab["root"])
-    lab_dir.down(log=lambda message: None)
-    lab_dir.up(count=lab["seed"]["count"], seed=lab["seed"]["seed"], log=lambda message: None)
-    return lab_dir.describe()
-
-
 def test_the_labs_edge_cases_are_reported_as_the_sync_engine_sees_them(compare, seeded_lab):
-    """The lab plants each case of issue 11; the report must show what the sync engine would do with each."""
-    lab = seeded_lab
+    """The lab plants each case of issue 11; the report must show what the sync engine would do with each.
+
+    From the seeded lab: earlier tests may have run sync cycles that carried the edge cases' AD values to the cloud."""
+    lab = seeded_lab.describe()
     cases = {case["case"]: case["dn"] for case in lab["edge_cases"]}
     assert set(cases) == set(EDGE_CLASSES)
     _result, report = compare(in_sync=True)

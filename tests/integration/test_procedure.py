@@ -113,12 +113,17 @@ def numbers(*values):
     return out
 
 
-def bypass(playbook, workdir, check=False, diff=False, **extra):
+def bypass_vars(workdir, **extra):
+    """The extra variables of a bypass_overrides run against the lab, backups under ``workdir``."""
     # The lab's edge cases (a duplicate anchor, reused UPNs) make the cycle end with EntryLevelErrors, as Cloud Sync would:
     # the procedure reports them in its summary instead of failing.
     extra_vars = dict(FAST, backup_dir=str(workdir / "backups"), full_sync_engine="cloud_sync", full_sync_fail_on_errors=False)
     extra_vars.update(extra)
-    return playbook("entraid.dirsync.bypass_overrides", check=check, diff=diff, extra_vars=extra_vars)
+    return extra_vars
+
+
+def bypass(playbook, workdir, check=False, diff=False, **extra):
+    return playbook("entraid.dirsync.bypass_overrides", check=check, diff=diff, extra_vars=bypass_vars(workdir, **extra))
 
 
 RECONCILE_CHECK = PLAY_HEADER + """    - name: backup

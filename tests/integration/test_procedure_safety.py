@@ -1,7 +1,7 @@
 """The procedure when things go wrong: a missing permission, a concurrent run, a run killed mid-reconcile, a lost DC.
 
 Each case checks what a user would see (the refusal, the undo line) and what the directories hold afterwards. Tests
-that change the lab start from a freshly seeded lab (``fresh_lab``), and the lab is reset at the end (``lab_reset``).
+that change the lab start from a freshly seeded lab (``seeded_lab``), and the lab is reset at the end (``lab_reset``).
 """
 
 import json
@@ -10,17 +10,14 @@ import re
 import signal
 import ssl
 import subprocess
-import sys
 import time
 
 import ldap3
 import pytest
 
-from test_procedure import ldap_phones, snapshot, assert_unchanged, result_of, results_of
+from lab_play import ANSIBLE_PLAYBOOK, ROOT
+from test_procedure import bypass_vars, ldap_phones, snapshot, assert_unchanged, result_of, results_of
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-FAST = {"full_sync_poll_interval": 1, "verify_poll_interval": 1, "verify_timeout": 60}
 USERS_LIST = r"^/v1\.0/users$"
 
 
@@ -29,23 +26,8 @@ def reset_afterwards(lab_reset):
     yield lab_reset
 
 
-@pytest.fixture
-def fresh_lab(lab):
-    """The lab as seeded, for a test that needs cloud numbers to write into AD."""
-    from dirsync_lab.orchestrator import Lab  # pylint: disable=import-outside-toplevel
-    lab_dir = Lab(lab["root"])
-    lab_dir.down(log=lambda message: None)
-    lab_dir.up(count=lab["seed"]["count"], seed=lab["seed"]["seed"], log=lambda message: None)
-    return lab_dir
-
-
 def bypass_args(workdir, **extra):
-    # The acknowledged edge cases (a duplicate anchor, reused UPNs) make the lab's cycle end with EntryLevelErrors, as
-    # Cloud Sync would: report them instead of failing.
-    extra_vars = dict(FAST, backup_dir=str(workdir / "backups"), full_sync_engine="cloud_sync", bypass_overrides_confirm=True,
-                      full_sync_fail_on_errors=False)
-    extra_vars.update(extra)
-    return extra_vars
+    return bypass_vars(workdir, bypass_overrides_confirm=True, **extra)
 
 
 def start_bypass(lab, extra_vars, log):
@@ -142,7 +124,7 @@ def test_a_concurrent_second_run_refuses_naming_the_first(playbook, lab, control
     second = playbook("entraid.dirsync.bypass_overrides", extra_vars=bypass_args(workdir))
     first.wait(timeout=600)
     assert second.rc != 0
-    refusal = run_task(second, "Take the tenant's procedure lock")
+    refusal = second.task("Take the tenant's procedure lock")
     assert refusal["status"] == "failed" and "Another run of the procedure holds tenant" in refusal["result"]["msg"]
     assert "process %d" % first.pid in refusal["result"]["msg"]
     assert not results_of(second, "phone_backup")
@@ -150,13 +132,9 @@ def test_a_concurrent_second_run_refuses_naming_the_first(playbook, lab, control
     assert_unchanged(before, snapshot(lab, control))
 
 
-def run_task(run, name):
-    return run.task(name)
-
-
 @pytest.mark.parametrize("interruption", ["ansible-playbook killed", "domain controller lost"])
 def test_an_interrupted_reconcile_is_resumed_and_undone_with_the_first_backup(
-        playbook, lab, fresh_lab, workdir_factory, tmp_path, interruption):
+        playbook, lab, seeded_lab, workdir_factory, tmp_path, interruption):
     workdir = workdir_factory("interrupted-%s" % interruption.split()[0])
     original = ldap_phones(lab)
     first = start_bypass(lab, bypass_args(workdir, reconcile_accept_unresolved=True), str(tmp_path / "first.log"))
@@ -166,10 +144,10 @@ def test_an_interrupted_reconcile_is_resumed_and_undone_with_the_first_backup(
         first.wait(timeout=30)
         output = ""
     else:
-        fresh_lab.stop_dc()
+        seeded_lab.stop_dc()
         first.wait(timeout=600)
         output = (tmp_path / "first.log").read_text()
-        fresh_lab.start_dc()
+        seeded_lab.start_dc()
     assert first.returncode != 0
     state = json.loads((workdir / "backups" / ("procedure_%s.json" % lab["tenant_id"])).read_text())
     assert state["status"] == "running"
