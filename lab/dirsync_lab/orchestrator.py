@@ -114,7 +114,7 @@ class Lab:
         self._start_emulator()
         # The first cycle reads the whole sync scope: about a minute at 100,000 users.
         first = self.control.post("/sync", {"type": "initial", "wait": True}, timeout=3600)
-        scenarios = self._seed_tenant(count, seed)
+        scenarios = self._seed_tenant(count, seed, info["ldap"])
         # Where each edge case is, so that tests and rehearsals can find them.
         info["edge_cases"] = [{"case": case["case"], "dn": case["dn"]} for case in scenarios["edge_cases"]]
         _write_json(self.lab_json, info)
@@ -157,7 +157,7 @@ class Lab:
                 return False
         wait_for(healthy, 30, "The emulator did not answer on its control port within 30 s; see .lab/emulator.log")
 
-    def _seed_tenant(self, count, seed):
+    def _seed_tenant(self, count, seed, ldap):
         state = self.control.get("/state")
         tenant = state["tenants"][0]
         synced = [u for u in tenant["users"] if u.get("onPremisesSyncEnabled")]
@@ -165,19 +165,16 @@ class Lab:
         self.control.post("/seed/overrides", {"overrides": scenarios["overrides"]})
         self.control.post("/seed/delete", {"ids": scenarios["pending"]})
         self.control.post("/seed/users", {"users": scenarios["orphans"] + scenarios["cloud_only"]})
-        self._apply_ad_changes(scenarios["edge_cases"])
+        self._apply_ad_changes(scenarios["edge_cases"], ldap)
         return scenarios
 
-    def _apply_ad_changes(self, edge_cases):
+    @staticmethod
+    def _apply_ad_changes(edge_cases, ldap):
         """Write the population's AD edge cases over LDAPS (after the first cycle: the tenant still has the old values)."""
         if not edge_cases:
             return
-        import ssl  # pylint: disable=import-outside-toplevel
         import ldap3  # pylint: disable=import-outside-toplevel
-        info = self._description(lab_pki.ensure_pki(self.pki_dir), self.secrets(), 0, 0)["ldap"]
-        tls = ldap3.Tls(ca_certs_file=info["ca_file"], validate=ssl.CERT_REQUIRED)
-        server = ldap3.Server(info["server"], port=info["ldaps_port"], use_ssl=True, tls=tls, get_info=ldap3.NONE)
-        connection = ldap3.Connection(server, info["username"], info["password"], auto_bind=True, raise_exceptions=True)
+        connection = samba.connect(ldap, raise_exceptions=True)
         try:
             for case in edge_cases:
                 values = {name: (ldap3.MODIFY_REPLACE, value if isinstance(value, list) else [value])

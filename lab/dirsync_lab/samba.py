@@ -153,19 +153,25 @@ def start(target, log_path):
     return proc
 
 
+def connect(ldap, **options):
+    """An ldap3 connection bound as the lab's administrator over LDAPS (``ldap``: lab.json's ``ldap``); ``options``
+    go to ldap3.Connection."""
+    import ldap3  # pylint: disable=import-outside-toplevel
+    import ssl  # pylint: disable=import-outside-toplevel
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ldap["ca_file"])
+    server = ldap3.Server(ldap["server"], port=ldap["ldaps_port"], use_ssl=True, tls=tls, get_info=ldap3.NONE, connect_timeout=2)
+    return ldap3.Connection(server, ldap["username"], ldap["password"], auto_bind=True, **options)
+
+
 def wait_ready(proc, ldap, timeout=60):
     """Wait until an LDAPS simple bind works (Samba listens before it can serve)."""
     import ldap3  # pylint: disable=import-outside-toplevel
-    import ssl  # pylint: disable=import-outside-toplevel
 
     def bound():
         if proc.poll() is not None:
             raise LabError("samba exited with code %s; see .lab/samba.log" % proc.returncode)
         try:
-            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ldap["ca_file"])
-            server = ldap3.Server(ldap["server"], port=ldap["ldaps_port"], use_ssl=True, tls=tls, get_info=ldap3.NONE, connect_timeout=2)
-            conn = ldap3.Connection(server, ldap["username"], ldap["password"], auto_bind=True)
-            conn.unbind()
+            connect(ldap).unbind()
             return True
         except ldap3.core.exceptions.LDAPException:
             return False
