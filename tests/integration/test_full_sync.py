@@ -119,6 +119,15 @@ def entra_connect_vars(emulator, **extra):
     return values
 
 
+@pytest.fixture(params=["previous", "placeholder"])
+def running_execution(request, standin):
+    """Microsoft documents nothing on what lastExecution shows while a cycle runs: the job is tested under both choices."""
+    assert standin.post("/options", {"options": {"running_execution": request.param}})["options"]["running_execution"] == request.param
+    yield request.param
+    standin.post("/options", {"options": {"running_execution": "previous"}})
+
+
+@pytest.mark.usefixtures("running_execution")
 def test_cloud_sync_restart_makes_the_tenant_reflect_ad(lab, emulator, standin, ad_user, playbook):
     check = playbook(PLAY, check=True, extra_vars=cloud_sync_vars(lab, emulator))
     assert check.rc == 0, check.stdout[-3000:]
