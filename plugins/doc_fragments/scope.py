@@ -28,4 +28,13 @@ options:
       - Users per Microsoft Graph page (C($top)), 1 to 999. Lower it only when pages time out on a slow connection.
     type: int
     default: 999
+  ad_read_connections:
+    description:
+      - How many connections the read of the scope opens to the domain controller at once, 1 to 8. Each runs one paged
+        search over a part of the scope (a range of sAMAccountName in each search base; the parts are disjoint and together
+        cover every user), so a large scope is read in less time.
+      - The domain controller sees at most this many searches from one run at a time. V(1) reads the scope on one
+        connection, one search base after another.
+    type: int
+    default: 2
 """

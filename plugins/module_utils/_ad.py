@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import queue
 import re
 import socket
 import ssl
 import struct
+import threading
 import time
 import traceback
 
@@ -33,7 +35,8 @@ from ansible_collections.entraid.dirsync.plugins.module_utils import _identity
 try:
     import ldap3
     from ldap3.core import exceptions as ldap3_exceptions
-    from ldap3.operation.search import parse_filter as _ldap3_parse_filter
+    from ldap3.operation.search import parse_filter as _ldap3_parse_filter, raw_attributes_to_dict_fast
+    from ldap3.utils.conv import to_unicode as _ldap3_to_unicode
 except ImportError:
     HAS_LDAP3 = False
     LDAP3_IMPORT_ERROR = traceback.format_exc()
@@ -182,6 +185,39 @@ def _to_entry(dn, raw_attributes, requested):
     for key in requested:
         entry.setdefault(key, [])
     return entry
+
+
+class _NoFormattedCopy(dict):
+    """Stands in for ldap3's formatted copy of an entry's attributes, which ADClient never reads (it converts the raw
+    values itself, in _to_entry). ldap3's range and empty-attribute handling may still set or delete keys in it."""
+
+    def __delitem__(self, key):
+        self.pop(key, None)
+
+
+def _decode_search_entries_raw_only(conn):
+    """Make ``conn`` decode search entries into their raw values only.
+
+    ldap3 decodes every attribute value twice, raw and as a formatted copy; at 100,000 users the copy was about 15% of
+    a drift read's time (issue 16's profile). Other responses are decoded as ldap3 does.
+    """
+    strategy = conn.strategy
+    if not getattr(conn, "fast_decoder", False) or not hasattr(strategy, "decode_response_fast"):
+        return
+    decode = strategy.decode_response_fast
+
+    def decode_response(message):
+        if message["protocolOp"] != 4:  # searchResEntry
+            return decode(message)
+        payload = message["payload"]
+        result = {"raw_dn": payload[0][3], "dn": _ldap3_to_unicode(payload[0][3], from_server=True),
+                  "raw_attributes": raw_attributes_to_dict_fast(payload[1][3]), "attributes": _NoFormattedCopy(),
+                  "type": "searchResEntry"}
+        if message["controls"]:
+            result["controls"] = dict(strategy.decode_control_fast(control[3]) for control in message["controls"])
+        return result
+
+    strategy.decode_response_fast = decode_response
 
 
 def _requested_keys(attributes):
@@ -455,6 +491,20 @@ class ADClient:
             self._set_receive_timeout()
         return self
 
+    def another_connection(self):
+        """A new ``ADClient`` bound like this one, to the domain controller in use (then the others of ad_server, in order):
+        for reads that run side by side. The caller closes it."""
+        other = ADClient(self.params)
+        other._conn = other._open_any(self._index)  # pylint: disable=protected-access
+        base_dn = other._read_naming_context()  # pylint: disable=protected-access
+        if base_dn.lower() != (self.base_dn or base_dn).lower():
+            other.close()
+            raise ADError("ad_server lists domain controllers of different domains: %s serves %s, the run began on %s. List "
+                          "only domain controllers of one domain." % (other._describe(), base_dn, self.base_dn))  # pylint: disable=protected-access
+        other.base_dn = base_dn
+        other._set_receive_timeout()  # pylint: disable=protected-access
+        return other
+
     def _open_any(self, start):
         """Connect to the first domain controller of ad_server, from ``start`` on (wrapping around), that can be reached."""
         servers = self.servers()
@@ -528,6 +578,7 @@ class ADClient:
         else:
             options.update(user=params["ad_username"], password=params["ad_password"], authentication=ldap3.SIMPLE)
         conn = ldap3.Connection(server, **options)
+        _decode_search_entries_raw_only(conn)
         try:
             conn.open()
             if tls_mode == "start_tls" and not conn.start_tls():
@@ -801,3 +852,109 @@ class ADClient:
         raise ADError("AD refused to modify %s on %s: %s. Correct what AD's result names; if it is unwillingToPerform "
                       "from a read-only domain controller, set ad_server to a writable one." % (names, dn, _result_text(result)),
                       dn=dn, ldap_result=_result_text(result))
+
+
+# -- reading a large scope over several connections ------------------------------------------
+
+MAX_READ_CONNECTIONS = 8
+
+
+def partition_filters(count):
+    """``count`` LDAP filters that split any set of users into disjoint parts whose union is the whole set.
+
+    The parts are ranges of sAMAccountName (indexed in AD, present on every user): ``(sAMAccountName<=b1)``,
+    ``(&(!(sAMAccountName<=b1))(sAMAccountName<=b2))``, ... ``(!(sAMAccountName<=bN))``. Each filter is the complement of the
+    ones before it, so a user the ordering cannot place (no sAMAccountName) lands in the last part, never in none.
+    """
+    if count <= 1:
+        return [None]
+    bounds = [chr(ord("a") + round(26 * index / count)) for index in range(1, count)]
+    filters, below = [], None
+    for bound in bounds:
+        upto = "(sAMAccountName<=%s)" % bound
+        filters.append(upto if below is None else "(&(!%s)%s)" % (below, upto))
+        below = upto
+    filters.append("(!%s)" % below)
+    return filters
+
+
+def parallel_paged_search(ad, searches, attributes, connections=1, page_size=1000):
+    """Yield every entry of ``searches`` (``(base, filter)`` pairs), reading them over up to ``connections`` connections.
+
+    ``ad`` is a connected ``ADClient``; the others are opened with ``ADClient.another_connection`` and closed at the end.
+    Each connection runs one search at a time, so a domain controller sees at most ``connections`` searches from a run.
+    Entries come in no fixed order, a page at a time; the first failure stops the others and is raised. Closing the
+    generator early stops the reads.
+    """
+    searches = list(searches)
+    if connections <= 1 or len(searches) <= 1:
+        for base, ldap_filter in searches:
+            yield from ad.paged_search(base, ldap_filter, attributes, page_size=page_size)
+        return
+    todo = queue.Queue()
+    for search in searches:
+        todo.put(search)
+    pages = queue.Queue(maxsize=2 * connections)  # bounded: readers wait while the consumer is behind
+    stop = threading.Event()
+    done = object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def reader(client, own):
+        try:
+            while not stop.is_set():
+                try:
+                    base, ldap_filter = todo.get_nowait()
+                except queue.Empty:
+                    break
+                page = []
+                for entry in client.paged_search(base, ldap_filter, attributes, page_size=page_size):
+                    page.append(entry)
+                    if len(page) >= page_size:
+                        put(page)
+                        page = []
+                    if stop.is_set():
+                        return
+                if page:
+                    put(page)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            put(exc)  # raised by the consumer, which stops the others
+        finally:
+            if own:
+                client.close()
+            put(done)
+
+    clients = [(ad, False)]
+    try:
+        for _index in range(min(connections, len(searches)) - 1):
+            clients.append((ad.another_connection(), True))
+    except Exception:
+        for client, own in clients:
+            if own:
+                client.close()
+        raise
+    threads = [threading.Thread(target=reader, args=client, name="ad-read-%d" % index, daemon=True)
+               for index, client in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        running = len(threads)
+        while running:
+            item = pages.get()
+            if item is done:
+                running -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield from item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+

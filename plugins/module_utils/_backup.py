@@ -80,7 +80,8 @@ def _timestamp(now):
 def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users, now=None):
     """The backup document (with its checksum) of ``ADUser`` / ``EntraUser`` records."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    ad_records = [ad_record(user) for user in ad_users]
+    # In a fixed order (the reads come in no fixed order), so two backups of the same directory compare line by line.
+    ad_records = sorted((ad_record(user) for user in ad_users), key=lambda record: (record["dn"].lower(), record["dn"]))
     entra_records = [entra_record(user) for user in entra_users]
     document = {
         "format": FORMAT,

@@ -7,7 +7,8 @@
 - ``scope_argument_spec()`` / ``check_scope(params)``: the options naming the users to read, and their check.
 - ``read_ad_users(ad, bases, ldap_filter)`` / ``read_entra_users(client)``: generators of compact
   records (``ADUser`` / ``EntraUser`` named tuples), one directory page in memory at a time.
-- ``read_concurrently(ad_records, entra_records)``: drains both at the same time (one thread each).
+- ``read_concurrently(ad_records, entra_records)``: drains both at the same time (one thread each);
+  ``read_both(ad, graph, params, bases)`` reads a scope that way.
 - ``pair_and_classify(ad_users, entra_users)``: pairs users by source anchor only (as the sync engines
   do), classifies each, and gives unpaired users SID/UPN hints; returns a ``Drift`` (counts and sorted rows).
 - ``write_csv`` / ``write_json``: the report, written atomically with mode 0600 (phone numbers are
@@ -26,10 +27,14 @@ import threading
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import USER_FILTER
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._identity import _first
-from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _identity, _phone
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _files, _identity, _phone
 
-AD_ATTRIBUTES = ("objectGUID", "mS-DS-ConsistencyGuid", "objectSid", "userPrincipalName", "sAMAccountName",
-                 "distinguishedName", "mobile", "otherMobile", "userAccountControl")
+# Only what the comparison and the report use (every entry carries its DN without asking); a backup also keeps the
+# sAMAccountName. Each attribute less is less for the domain controller to send and for ldap3 to decode.
+AD_ATTRIBUTES = ("objectGUID", "mS-DS-ConsistencyGuid", "objectSid", "userPrincipalName", "mobile", "otherMobile",
+                 "userAccountControl")
+BACKUP_AD_ATTRIBUTES = AD_ATTRIBUTES + ("sAMAccountName",)
+DEFAULT_READ_CONNECTIONS = 2
 ENTRA_SELECT = ("id", "userPrincipalName", "mobilePhone", "onPremisesImmutableId", "onPremisesSecurityIdentifier",
                 "onPremisesUserPrincipalName", "onPremisesDistinguishedName")
 ENTRA_FILTER = "onPremisesSyncEnabled eq true"
@@ -90,6 +95,7 @@ def scope_argument_spec():
         search_bases=dict(type="list", elements="str", required=True),
         ldap_filter=dict(type="str"),
         graph_page_size=dict(type="int", default=MAX_PAGE_SIZE),
+        ad_read_connections=dict(type="int", default=DEFAULT_READ_CONNECTIONS),
     )
 
 
@@ -103,6 +109,10 @@ def check_scope(params):
     if not 1 <= params["graph_page_size"] <= MAX_PAGE_SIZE:
         raise InvalidInput("graph_page_size must be between 1 and %d, got %d: Graph returns at most %d users per page. Leave it "
                            "out for the maximum." % (MAX_PAGE_SIZE, params["graph_page_size"], MAX_PAGE_SIZE))
+    if not 1 <= params.get("ad_read_connections", 1) <= _ad.MAX_READ_CONNECTIONS:
+        raise InvalidInput("ad_read_connections must be between 1 and %d, got %d: it is how many searches a run sends the domain "
+                           "controller at once. Leave it out for %d." % (_ad.MAX_READ_CONNECTIONS, params["ad_read_connections"],
+                                                                         DEFAULT_READ_CONNECTIONS))
     return bases
 
 
@@ -126,21 +136,25 @@ def ad_user_from_entry(entry):
     )
 
 
-def read_ad_users(ad, bases, ldap_filter=None, page_size=1000):
+def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, attributes=AD_ATTRIBUTES):
     """Yield an ``ADUser`` for every user under ``bases`` (subtree) matching ``ldap_filter``.
 
-    ``ad`` is a connected ``ADClient``. A user found under two overlapping bases is yielded once.
+    ``ad`` is a connected ``ADClient``. With ``connections`` above 1 the scope is read as several disjoint partitions
+    (``_ad.partition_filters``) over that many connections at once, in no fixed order. A user found under two overlapping
+    bases (or, should a domain controller place it in two partitions, twice) is yielded once.
     """
     search_filter = user_filter(ldap_filter)
+    per_base = -(-connections // len(bases)) if connections > len(bases) else 1
+    searches = [(base, search_filter if part is None else "(&%s%s)" % (search_filter, part))
+                for base in bases for part in _ad.partition_filters(per_base)]
     seen = set()
-    for base in bases:
-        for entry in ad.paged_search(base, search_filter, AD_ATTRIBUTES, page_size=page_size):
-            user = ad_user_from_entry(entry)
-            key = user.guid or user.dn.lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            yield user
+    for entry in _ad.parallel_paged_search(ad, searches, attributes, connections=connections, page_size=page_size):
+        user = ad_user_from_entry(entry)
+        key = user.guid or user.dn.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        yield user
 
 
 def entra_user_from_item(item):
@@ -165,6 +179,15 @@ def read_entra_users(client, page_size=MAX_PAGE_SIZE):
     params = {"$filter": ENTRA_FILTER, "$select": ",".join(ENTRA_SELECT), "$top": str(page_size)}
     for item in client.iter_items("users", params=params):
         yield entra_user_from_item(item)
+
+
+def read_both(ad, graph, params, bases, attributes=AD_ATTRIBUTES):
+    """Every user of the scope (``scope_argument_spec`` options in ``params``) from both directories, read at the same
+    time -> ``(ad_list, entra_list)``."""
+    return read_concurrently(
+        read_ad_users(ad, bases, params.get("ldap_filter"), connections=params.get("ad_read_connections", 1),
+                      attributes=attributes),
+        read_entra_users(graph, params["graph_page_size"]))
 
 
 def read_concurrently(ad_records, entra_records):

@@ -140,9 +140,7 @@ def read_both(module, graph, bases):
     """Both directories, read at the same time -> (ADClient's domain, AD users, Entra users)."""
     params = module.params
     with ADClient(params) as ad:
-        ad_users, entra_users = _drift.read_concurrently(
-            _drift.read_ad_users(ad, bases, params["ldap_filter"]),
-            _drift.read_entra_users(graph, params["graph_page_size"]))
+        ad_users, entra_users = _drift.read_both(ad, graph, params, bases, attributes=_drift.BACKUP_AD_ATTRIBUTES)
         return ad.base_dn, ad_users, entra_users
 
 

@@ -266,9 +266,7 @@ def work(module):
     include_in_sync = params["report_in_sync"]
     graph = graph_client_from_module(module)
     with ADClient(params) as ad:
-        ad_users, entra_users = _drift.read_concurrently(
-            _drift.read_ad_users(ad, bases, params["ldap_filter"]),
-            _drift.read_entra_users(graph, params["graph_page_size"]))
+        ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
     drift = _drift.pair_and_classify(ad_users, entra_users, include_in_sync=include_in_sync)
     del ad_users, entra_users  # only the rows are needed from here on
     tenant_id = graph.tenant_id

@@ -330,9 +330,7 @@ def work(module):
         # The backup is checked before anything is read: a wrong file fails fast.
         backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn)
         excluded_guids = _reconcile.group_members(ad, params["exclude_groups"])
-        ad_users, entra_users = _drift.read_concurrently(
-            _drift.read_ad_users(ad, bases, params["ldap_filter"]),
-            _drift.read_entra_users(graph, params["graph_page_size"]))
+        ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
         drift = _drift.pair_and_classify(ad_users, entra_users)
         del ad_users, entra_users
         changes, skipped = _reconcile.plan(drift.rows, policy, excluded_guids)

@@ -788,3 +788,42 @@ def test_a_domain_controller_of_another_domain_is_refused_mid_run(monkeypatch, m
     with pytest.raises(ADError, match="ad_server lists domain controllers of different domains"):
         client.modify(dn, {"mobile": ("replace", ["+1"])})
     assert other.modifies == []
+
+
+def _search_result_entry(dn, attributes):
+    """A searchResEntry as a domain controller sends it (BER), decoded by ldap3's fast decoder."""
+    from pyasn1.codec.ber import encoder  # pylint: disable=import-outside-toplevel
+    from ldap3.protocol import rfc4511  # pylint: disable=import-outside-toplevel
+    from ldap3.utils.asn1 import decode_message_fast  # pylint: disable=import-outside-toplevel
+    entry = rfc4511.SearchResultEntry()
+    entry["object"] = rfc4511.LDAPDN(dn)
+    listed = rfc4511.PartialAttributeList()
+    for name, values in attributes.items():
+        attribute = rfc4511.PartialAttribute()
+        attribute["type"] = rfc4511.AttributeDescription(name)
+        vals = rfc4511.Vals()
+        for value in values:
+            vals.append(rfc4511.AttributeValue(value))
+        attribute["vals"] = vals
+        listed.append(attribute)
+    entry["attributes"] = listed
+    message = rfc4511.LDAPMessage()
+    message["messageID"] = rfc4511.MessageID(3)
+    operation = rfc4511.ProtocolOp()
+    operation["searchResEntry"] = entry
+    message["protocolOp"] = operation
+    return decode_message_fast(encoder.encode(message))
+
+
+def test_search_entries_are_decoded_once_into_raw_values_that_the_entry_keeps_exactly():
+    conn = ldap3.Connection(ldap3.Server("dc1.lab.test", get_info=ldap3.NONE), client_strategy=ldap3.SYNC)
+    _ad._decode_search_entries_raw_only(conn)  # pylint: disable=protected-access
+    guid = uuid.uuid4().bytes_le
+    decoded = conn.strategy.decode_response_fast(_search_result_entry(
+        "CN=Ann,OU=Sync,DC=lab,DC=test", {"mobile": [b"+1 206 555 0166 "], "objectGUID": [guid], "otherMobile": [b"+1\t2", b" "]}))
+    assert decoded["type"] == "searchResEntry" and decoded["dn"] == "CN=Ann,OU=Sync,DC=lab,DC=test"
+    assert decoded["attributes"] == {}  # no formatted copy
+    entry = _ad._to_entry(decoded["dn"], decoded["raw_attributes"], ["mobile", "objectguid", "othermobile", "sn"])  # pylint: disable=protected-access
+    assert entry == {"dn": "CN=Ann,OU=Sync,DC=lab,DC=test", "mobile": ["+1 206 555 0166 "], "objectguid": [guid],
+                     "othermobile": ["+1\t2", " "], "sn": []}
+    del decoded["attributes"]["member;range=0-1499"]  # ldap3's range handling deletes keys it never set: harmless

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.entraid.dirsync.plugins.doc_fragments import scope
-from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _identity
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _drift, _identity
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, InvalidInput
 
 
@@ -92,6 +92,92 @@ def test_read_ad_users_reads_every_base_once_per_user():
     assert [search[0] for search in fake.searches] == ["OU=Sync", "OU=Sales,OU=Sync"]
     assert fake.searches[0][1] == "(&%s(department=Sales))" % _drift.USER_FILTER
     assert set(fake.searches[0][2]) == set(_drift.AD_ATTRIBUTES)
+
+
+def _matches(ldap_filter, sam):
+    """Evaluates the filters _ad.partition_filters makes (AND, NOT and sAMAccountName<=bound), as AD orders names."""
+    if ldap_filter.startswith("(&"):
+        inner, parts, depth, start = ldap_filter[2:-1], [], 0, 0
+        for position, char in enumerate(inner):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                parts.append(inner[start:position + 1])
+                start = position + 1
+        return all(_matches(part, sam) for part in parts)
+    if ldap_filter.startswith("(!"):
+        return not _matches(ldap_filter[2:-1], sam)
+    bound = ldap_filter[len("(sAMAccountName<="):-1]
+    return sam is not None and sam.casefold() <= bound
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 8])
+def test_partitions_place_every_user_in_exactly_one_part(count):
+    filters = _ad.partition_filters(count)
+    assert len(filters) == count
+    names = ["a", "aaron", "m", "mary", "Zoe", "zz", "0day", "émile", "_svc", "", None, "Ω", "n"]
+    for name in names:
+        assert sum(_matches(part, name) for part in filters) == 1, (name, filters)
+    assert _ad.partition_filters(1) == [None]
+
+
+class PartitionedAD(FakeAD):
+    """A domain controller holding ``users`` (entries) under one base, evaluating the partition filters; every
+    connection opened from it is recorded."""
+
+    def __init__(self, users, fail_on=None, opened=None):
+        super().__init__({})
+        self.users, self.fail_on = users, fail_on
+        self.opened = opened if opened is not None else []
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def another_connection(self):
+        other = PartitionedAD(self.users, self.fail_on, self.opened)
+        self.opened.append(other)
+        return other
+
+    def close(self):
+        self.closed = True
+
+    def paged_search(self, base, ldap_filter, attributes, page_size=1000):
+        with self.lock:
+            self.searches.append((base, ldap_filter, tuple(attributes), page_size))
+        part = ldap_filter[len("(&%s" % _drift.USER_FILTER):-1] or None
+        for entry in self.users:
+            if part is None or _matches(part, entry["samaccountname"][0]):
+                if self.fail_on and entry["samaccountname"][0] == self.fail_on:
+                    raise ADError("the connection to the domain controller was lost")
+                yield entry
+
+
+def _named_entry(name):
+    entry = _entry(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+    entry.update(dn="CN=%s,OU=Sync,DC=lab,DC=test" % name, samaccountname=[name])
+    return entry
+
+
+def test_a_partitioned_read_gives_every_user_once_and_closes_the_connections_it_opened():
+    names = ["%s%d" % (letter, index) for letter in "abcmnoxyz" for index in range(30)] + ["émile", "0day"]
+    fake = PartitionedAD([_named_entry(name) for name in names])
+    users = list(_drift.read_ad_users(fake, ["OU=Sync"], connections=3, page_size=7))
+    assert sorted(user.dn for user in users) == sorted("CN=%s,OU=Sync,DC=lab,DC=test" % name for name in names)
+    assert len(fake.opened) == 2 and all(other.closed for other in fake.opened) and not fake.closed
+    searches = fake.searches + [search for other in fake.opened for search in other.searches]
+    assert len(searches) == 3 and all(set(search[2]) == set(_drift.AD_ATTRIBUTES) for search in searches)
+
+
+def test_a_partitioned_read_that_fails_raises_and_stops_every_reader():
+    names = ["%s%d" % (letter, index) for letter in "abmnyz" for index in range(50)]
+    fake = PartitionedAD([_named_entry(name) for name in names], fail_on="y3")
+    with pytest.raises(ADError, match="lost"):
+        list(_drift.read_ad_users(fake, ["OU=Sync"], connections=2, page_size=5))
+    assert all(other.closed for other in fake.opened)
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("ad-read-")]
+
+
+def test_check_scope_refuses_a_read_connection_count_out_of_range():
+    with pytest.raises(InvalidInput, match="ad_read_connections must be between 1 and 8"):
+        _drift.check_scope({"search_bases": ["OU=Sync"], "ldap_filter": None, "graph_page_size": 999, "ad_read_connections": 9})
 
 
 class FakeGraph:

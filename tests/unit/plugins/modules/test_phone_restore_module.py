@@ -106,7 +106,8 @@ def test_odd_values_are_restored_byte_for_byte_and_never_block_the_others(tmp_pa
     users = [_drift.ADUser(dn="CN=%s,OU=Sync,DC=lab,DC=test" % name, upn=name, sam=name, guid=guid(name), anchor="a-" + name,
                            sid=None, mobile=mobile, other_mobile=other, enabled=True) for name, (mobile, other) in odd.items()]
     path = _backup.write(str(tmp_path), _backup.build(TENANT, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, users, []))
-    assert _backup.load(path)["ad_users"][0]["mobile"] == "+1 206 555 0166 "  # kept as AD held it
+    kept = {record["dn"]: record["mobile"] for record in _backup.load(path)["ad_users"]}
+    assert kept["CN=space,OU=Sync,DC=lab,DC=test"] == "+1 206 555 0166 "  # kept as AD held it
     FakeADClient.now = {guid(name): ("CN=%s,OU=Sync,DC=lab,DC=test" % name, ["+1 cloud"], []) for name in odd}
     code, result = run({"backup_path": path, "tenant_id": TENANT, "ad_server": "dc1"}, capsys)
     assert code == 0, result
