@@ -32,14 +32,15 @@ class PlaybookRun:
 
 @pytest.fixture
 def playbook(tmp_path, lab):
-    """``playbook(text_or_path, check=False, diff=False, extra_vars=None, env=None)`` -> PlaybookRun.
+    """``playbook(text_or_path, check=False, diff=False, extra_vars=None, env=None, args=(), cwd=None)`` -> PlaybookRun.
 
     Uses the lab's inventory (.lab/inventory.yml); the collection is found through
-    ANSIBLE_COLLECTIONS_PATH (set by the Makefile, and here for runs outside make).
+    ANSIBLE_COLLECTIONS_PATH (set by the Makefile, and here for runs outside make). ansible-playbook runs in ``cwd``
+    (default: the repository root), where relative paths in variables resolve.
     """
     counter = [0]
 
-    def run(text_or_path, check=False, diff=False, extra_vars=None, env=None, args=()):
+    def run(text_or_path, check=False, diff=False, extra_vars=None, env=None, args=(), cwd=None):
         counter[0] += 1
         if os.path.exists(str(text_or_path)) or "\n" not in str(text_or_path) and not str(text_or_path).lstrip().startswith("-"):
             path = str(text_or_path)
@@ -67,7 +68,7 @@ def playbook(tmp_path, lab):
             "RECORD_RESULTS_FILE": results_file,
         })
         run_env.update(env or {})
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=ROOT, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=cwd or ROOT, check=False)
         results = []
         if os.path.exists(results_file):
             with open(results_file, encoding="utf-8") as handle:

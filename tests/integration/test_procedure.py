@@ -10,6 +10,7 @@ exist before and after, not whole dumps.
 """
 
 import json
+import os
 import ssl
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ import ldap3
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _phone
-from lab_play import PLAY_HEADER
+from lab_play import PLAY_HEADER, ROOT
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 STATE = {}
@@ -123,7 +124,11 @@ def bypass_vars(workdir, **extra):
 
 
 def bypass(playbook, workdir, check=False, diff=False, **extra):
-    return playbook("entraid.dirsync.bypass_overrides", check=check, diff=diff, extra_vars=bypass_vars(workdir, **extra))
+    """bypass_overrides run from ``workdir`` with the relative backup_dir a user would type (``backups``): relative paths
+    resolve where ansible-playbook runs, and what the run prints (backup paths, the undo line) is absolute."""
+    extra.setdefault("backup_dir", "backups")
+    return playbook("entraid.dirsync.bypass_overrides", check=check, diff=diff, extra_vars=bypass_vars(workdir, **extra),
+                    cwd=str(workdir))
 
 
 RECONCILE_CHECK = PLAY_HEADER + """    - name: backup
@@ -211,6 +216,23 @@ def test_drift_report_changes_nothing_and_reports(playbook, lab, control, workdi
     assert all(row["UserPrincipalName"] in summary for row in shown)
 
 
+@pytest.mark.parametrize("show", [3, 0])
+def test_drift_report_shows_as_many_users_as_asked_with_reports_relative_to_where_it_runs(playbook, workdir, show):
+    run = playbook("entraid.dirsync.drift_report", extra_vars={"drift_report_dir": "reports-%d" % show, "drift_report_show": show},
+                   cwd=str(workdir))
+    assert run.rc == 0, run.stdout[-4000:]
+    compare = result_of(run, "phone_compare")["result"]
+    assert compare["report_csv"].startswith(str(workdir / ("reports-%d" % show)) + os.sep)
+    assert os.path.exists(compare["report_csv"]) and os.path.exists(compare["report_json"])
+    summary = "\n".join(run.task("Summarise")["result"]["msg"])
+    assert len(compare["differences"]) == show and compare["differences_truncated"] is True
+    if show:
+        assert "First %d differing user(s)" % show in summary
+        assert all(row["UserPrincipalName"] in summary for row in compare["differences"])
+    else:
+        assert "No differing user shown (drift_report_show is 0" in summary
+
+
 def test_a_plain_run_refuses_and_explains(playbook, lab, control, workdir):
     run = bypass(playbook, workdir)
     assert run.rc != 0
@@ -228,8 +250,12 @@ def test_check_diff_runs_whole_writes_the_backup_and_changes_nothing(playbook, l
     assert_unchanged(STATE["before"], snapshot(lab, control))
     backup = result_of(run, "phone_backup")["result"]
     _backup.load(backup["backup_path"], tenant_id=lab["tenant_id"])
+    STATE["check_backup"] = backup["backup_path"]
+    assert backup["backup_path"].startswith(str(workdir / "backups") + os.sep)  # backup_dir: backups, where the run was
     reconcile = result_of(run, "phone_reconcile")["result"]
     assert reconcile["changed"] and reconcile["counts"]["changed"] > 0
+    # The screen stays readable whatever the population: bulk diffs are capped, lists are summarised (300 users: 169 lines).
+    assert len(run.stdout.splitlines()) < 400, len(run.stdout.splitlines())
     # One line a user (old -> new), at most 50, then how many more; every change is in users[].
     lines = reconcile["diff"]["prepared"].splitlines()
     assert len(lines) == min(reconcile["counts"]["changed"], 50) + (reconcile["counts"]["changed"] > 50)
@@ -242,6 +268,17 @@ def test_check_diff_runs_whole_writes_the_backup_and_changes_nothing(playbook, l
     assert "would run (cloud_sync)" in run.task("Summarise the procedure")["result"]["msg"]
     assert reconcile["accounting"]["unacknowledged"] > 0  # check mode reports them without refusing
     STATE["planned"] = {user["identity"]: user["after"]["mobile"] for user in reconcile["users"] if user["changed"]}
+
+
+def test_the_reconcile_role_takes_a_backup_path_relative_to_where_it_runs(playbook, lab, control, workdir):
+    before = snapshot(lab, control)
+    relative = os.path.relpath(STATE["check_backup"], str(workdir))
+    run = playbook(PLAY_HEADER.replace("  tasks:\n", "  roles:\n    - entraid.dirsync.reconcile\n"), check=True,
+                   extra_vars={"reconcile_backup_path": relative}, cwd=str(workdir))
+    assert run.rc == 0, run.stdout[-4000:]
+    reconcile = result_of(run, "phone_reconcile")["result"]
+    assert reconcile["backup"]["path"] == STATE["check_backup"] and reconcile["counts"]["changed"] > 0
+    assert_unchanged(before, snapshot(lab, control))
 
 
 def test_a_run_with_unresolved_cloud_numbers_refuses_to_enable(playbook, lab, control, workdir):
@@ -398,8 +435,27 @@ def test_a_foreign_or_corrupted_backup_is_refused(playbook, lab, control, workdi
     assert_unchanged(before, snapshot(lab, control))
 
 
-def test_rollback_restores_ad_exactly_and_again_changes_nothing(playbook, lab, control):
-    run = playbook("entraid.dirsync.rollback", extra_vars={"rollback_backup_path": STATE["backup_path"]})
+def test_rollback_check_diff_shows_one_line_a_user_and_changes_nothing(playbook, lab, control, workdir):
+    """From where the procedure ran, with the backup path relative to it (as the backup role's default directory gives)."""
+    relative = os.path.relpath(STATE["backup_path"], str(workdir))
+    assert not os.path.isabs(relative) and not os.path.exists(os.path.join(ROOT, relative))
+    before = snapshot(lab, control)
+    run = playbook("entraid.dirsync.rollback", check=True, diff=True, extra_vars={"rollback_backup_path": relative}, cwd=str(workdir))
+    assert run.rc == 0, run.stdout[-4000:]
+    assert_unchanged(before, snapshot(lab, control))
+    restore = run.task("Restore AD's mobile and otherMobile from the backup")["result"]
+    assert restore["backup"]["path"] == STATE["backup_path"]
+    changed = [user for user in restore["users"] if user["changed"]]
+    assert len(changed) == restore["counts"]["changed"] == len(STATE["planned"])
+    lines = restore["diff"]["prepared"].splitlines()
+    assert len(lines) == min(len(changed), 50) + (len(changed) > 50)
+    assert all(line.startswith((user.get("dn") or user["identity"]) + ": ") and " -> " in line for line, user in zip(lines, changed))
+    assert lines[0] in run.stdout
+
+
+def test_rollback_restores_ad_exactly_and_again_changes_nothing(playbook, lab, control, workdir):
+    run = playbook("entraid.dirsync.rollback", extra_vars={"rollback_backup_path": os.path.relpath(STATE["backup_path"], str(workdir))},
+                   cwd=str(workdir))
     assert run.rc == 0, run.stdout[-4000:]
     after = snapshot(lab, control)
     before = STATE["before_real"]
