@@ -957,4 +957,3 @@ def parallel_paged_search(ad, searches, attributes, connections=1, page_size=100
         stop.set()
         for thread in threads:
             thread.join()
-

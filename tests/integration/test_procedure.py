@@ -308,6 +308,12 @@ def test_a_run_with_unresolved_cloud_numbers_refuses_to_enable(playbook, lab, co
     assert shown.startswith("%d cloud number(s) cannot be carried into AD" % counts["unresolved"]) and first_backup in shown
     for item in reconcile["unresolved_users"][:50]:
         assert "%s (%s, %s, %s" % (item["user_principal_name"], item["entra_id"], item["mobile_in_entra"], item["reason"]) in shown
+    skipped = [item for item in reconcile["numbers_not_carried"] if item["outcome"] == "skipped"]
+    assert len(skipped) == counts["skipped"] > 0  # format-only differences, left to AD's spelling by default
+    shown = " ".join(run.task("Show the cloud numbers the policy leaves out of AD")["result"]["msg"].split())
+    assert shown.startswith("%d cloud number(s) are left out of AD by the policy" % len(skipped)) and first_backup in shown
+    for item in skipped[:50]:
+        assert "%s (%s, %s, %s)" % (item["user_principal_name"], item["entra_id"], item["mobile_in_entra"], item["reason"]) in shown
     stopped = run.task("Say what the stopped run leaves behind and how to undo it")["result"]["msg"]
     assert "rollback_backup_path=%s" % first_backup in stopped
     assert snapshot(lab, control)["bypass"] is False
@@ -468,7 +474,9 @@ def test_rollback_check_diff_shows_one_line_a_user_and_changes_nothing(playbook,
     assert len(changed) == restore["counts"]["changed"] == len(STATE["planned"])
     lines = restore["diff"]["prepared"].splitlines()
     assert len(lines) == min(len(changed), 50) + (len(changed) > 50)
-    assert all(line.startswith((user.get("dn") or user["identity"]) + ": ") and " -> " in line for line, user in zip(lines, changed))
+    assert all(line.startswith((user.get("dn") or user["identity"]) + ": ") and " -> " in line for line, user in zip(lines[:50], changed))
+    if len(changed) > 50:  # the 3,000-user stage: the rest are counted, and found in users[]
+        assert lines[-1] == "... and %d more user(s): every change is in users[] of the task result" % (len(changed) - 50)
     assert lines[0] in run.stdout
 
 
