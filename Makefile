@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/lab
 SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck libkrb5-dev krb5-user
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean bench
+.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean bench bench-memory
 
 help:
 	@echo "make demo      set up everything, start the lab, run the drift report against it"
@@ -83,3 +83,8 @@ BENCH_COUNTS ?= 10000 100000
 BENCH_ROUNDS ?= 5
 bench: setup
 	$(PY) benchmarks/bench_drift.py --counts $(BENCH_COUNTS) --rounds $(BENCH_ROUNDS)
+
+# Peak memory of phone_compare, phone_backup, phone_reconcile and phone_restore at those sizes (not part of make test).
+MEMORY_ROUNDS ?= 3
+bench-memory: setup
+	$(PY) benchmarks/bench_memory.py --counts $(BENCH_COUNTS) --rounds $(MEMORY_ROUNDS)

@@ -27,7 +27,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAB_DIR = os.path.join(ROOT, ".lab")
+LAB_DIR = os.environ.get("DIRSYNC_LAB_DIR") or os.path.join(ROOT, ".lab")  # as python -m dirsync_lab finds it
 PYTHON = sys.executable
 PLAY = """- hosts: lab
   gather_facts: false
@@ -35,13 +35,15 @@ PLAY = """- hosts: lab
     group/entraid.dirsync.graph: "{{ entraid_graph }}"
     group/entraid.dirsync.ad: "{{ entraid_ad }}"
   tasks:
-    - name: Compare
-      entraid.dirsync.phone_compare:
+    - name: Measured
+      vars:
+        ansible_python_interpreter: %s
+%s
+"""
+COMPARE = """      entraid.dirsync.phone_compare:
         search_bases: "{{ entraid_ad_search_bases }}"
         report_json: %s
         max_differences: 0
-      vars:
-        ansible_python_interpreter: %s
 """
 
 
@@ -63,7 +65,9 @@ def run_floor(workdir):
     return last_measure(out), json.loads(result.stdout)
 
 
-def run_module(workdir):
+def run_play(workdir, task, check=False):
+    """Run one module task (YAML lines of the task body) with ansible-playbook against the lab -> the module process's
+    measure. The task's interpreter is measure.py, so the figures are the module's own (AnsiballZ), not ansible-playbook's."""
     out = os.path.join(workdir, "module.jsonl")
     wrapper = os.path.join(workdir, "measured-python")
     with open(wrapper, "w", encoding="utf-8") as handle:
@@ -71,13 +75,18 @@ def run_module(workdir):
     os.chmod(wrapper, 0o755)
     play = os.path.join(workdir, "play.yml")
     with open(play, "w", encoding="utf-8") as handle:
-        handle.write(PLAY % (os.path.join(workdir, "drift.json"), wrapper))
+        handle.write(PLAY % (wrapper, task))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".venv", "collections"))
-    subprocess.run([os.path.join(os.path.dirname(PYTHON), "ansible-playbook"), "-i", os.path.join(LAB_DIR, "inventory.yml"), play],
-                   check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([os.path.join(os.path.dirname(PYTHON), "ansible-playbook"), "-i", os.path.join(LAB_DIR, "inventory.yml"), play]
+                   + (["--check"] if check else []), check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    return last_measure(out)
+
+
+def run_module(workdir):
+    measure = run_play(workdir, COMPARE % os.path.join(workdir, "drift.json"))
     with open(os.path.join(workdir, "drift.json"), encoding="utf-8") as handle:
         counts = json.load(handle)["counts"]
-    return last_measure(out), counts
+    return measure, counts
 
 
 def summary(values):

@@ -24,8 +24,12 @@ others may write, and a restore touches only users under the backup's own search
 
 - ``build(...)`` makes the document from ``_drift`` records; ``write(directory, document)`` stores it in a new
   timestamped file (atomically, mode 0600, the directory created with mode 0700; an existing file is never replaced).
-- ``load(path, tenant_id=None, ad_domain=None)`` reads and verifies it: refuses a file that is not a backup,
-  an unknown format version, a checksum mismatch (corrupted or edited) and another tenant or AD domain.
+- ``load(path, tenant_id=None, ad_domain=None, keep_ad=..., keep_entra=...)`` reads and verifies it: refuses a file
+  that is not a backup, an unknown format version, a checksum mismatch (corrupted or edited) and another tenant or AD
+  domain. It reads the file record by record, checking and hashing each one, and keeps only the records the caller's
+  ``keep_*`` functions return (all by default), so a module that needs a few users of a 100,000-user backup holds only
+  those. A file with the layout ``write`` gives it (every header key before the user lists) is streamed; a valid
+  backup that a tool rewrote in another key order is read whole.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
@@ -46,6 +51,7 @@ FILE_PREFIX = "phone-backup"
 AD_KEYS = ("dn", "object_guid", "user_principal_name", "sam_account_name", "immutable_id", "mobile", "other_mobile")
 ENTRA_KEYS = ("id", "user_principal_name", "mobile", "immutable_id")
 HEADER_KEYS = ("format", "version", "tenant_id", "ad_domain", "created_at", "search_bases", "ldap_filter", "counts")
+LIST_KEYS = ("ad_users", "entra_users")
 
 
 class BackupRefused(InvalidInput):
@@ -77,12 +83,30 @@ def _timestamp(now):
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _Records(object):
+    """A backup's user list made on demand from the read's records: iterating it again makes the same records again, so
+    writing and hashing a 100,000-user backup never holds a second copy of every user."""
+
+    def __init__(self, users, make):
+        self._users, self._make = users, make
+
+    def __iter__(self):
+        return (self._make(user) for user in self._users)
+
+    def __len__(self):
+        return len(self._users)
+
+
 def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users, now=None):
-    """The backup document (with its checksum) of ``ADUser`` / ``EntraUser`` records."""
+    """The backup document (with its checksum) of ``ADUser`` / ``EntraUser`` records.
+
+    Its ``ad_users`` and ``entra_users`` are iterables (made from the given records each time they are iterated), not
+    lists: ``write`` and ``checksum`` take them as they are; ``load`` gives lists.
+    """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     # In a fixed order (the reads come in no fixed order), so two backups of the same directory compare line by line.
-    ad_records = sorted((ad_record(user) for user in ad_users), key=lambda record: (record["dn"].lower(), record["dn"]))
-    entra_records = [entra_record(user) for user in entra_users]
+    ad_records = _Records(sorted(ad_users, key=lambda user: (user.dn.lower(), user.dn)), ad_record)
+    entra_records = _Records(list(entra_users), entra_record)
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -99,11 +123,54 @@ def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users
     return document
 
 
+def _canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Checksum(object):
+    """SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of a backup's keys but ``checksum``, fed key by
+    key in sorted order and a list record by record: the same digest as hashing ``json.dumps(payload, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` whole, without building that string."""
+
+    def __init__(self):
+        self._sha, self._keys = hashlib.sha256(), 0
+
+    def _feed(self, text):
+        self._sha.update(text.encode("utf-8"))
+
+    def key(self, key, value):
+        self._feed(("," if self._keys else "{") + _canonical(key) + ":" + _canonical(value))
+        self._keys += 1
+
+    def list_start(self, key):
+        self._feed(("," if self._keys else "{") + _canonical(key) + ":[")
+        self._keys += 1
+        self._records = 0
+
+    def record(self, record):
+        self._feed(("," if self._records else "") + _canonical(record))
+        self._records += 1
+
+    def list_end(self):
+        self._feed("]")
+
+    def hexdigest(self):
+        self._feed("}" if self._keys else "{}")
+        return "sha256:" + self._sha.hexdigest()
+
+
 def checksum(document):
     """``sha256:<hex>`` of the canonical JSON of every key but ``checksum``."""
-    payload = {key: value for key, value in document.items() if key != "checksum"}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = _Checksum()
+    for key in sorted(key for key in document if key != "checksum"):
+        if key in LIST_KEYS and not isinstance(document[key], (dict, str)):
+            digest.list_start(key)
+            for record in document[key]:
+                digest.record(record)
+            digest.list_end()
+        else:
+            digest.key(key, document[key])
+    return digest.hexdigest()
 
 
 def _safe(text):
@@ -154,31 +221,75 @@ def _refuse(path, reason, hint):
     return BackupRefused("%s cannot be used: %s %s Nothing was changed." % (path, reason, hint), backup_path=path, reason=reason)
 
 
-def _check_structure(path, document):
-    bad = "it does not have the structure of an entraid.dirsync phone backup (%s)."
-    hint = "Take a new backup with entraid.dirsync.phone_backup."
-    for key in HEADER_KEYS + ("ad_users", "entra_users"):
+_BAD = "it does not have the structure of an entraid.dirsync phone backup (%s)."
+_NEW_BACKUP_HINT = "Take a new backup with entraid.dirsync.phone_backup."
+_FIELDS = {"ad_users": AD_KEYS, "entra_users": ENTRA_KEYS}
+
+
+def _header_problem(document):
+    """Why the header keys of ``document`` do not make a backup's header, or None."""
+    for key in HEADER_KEYS:
         if key not in document:
-            raise _refuse(path, bad % ("no %s" % key), hint)
-    for key, fields in (("ad_users", AD_KEYS), ("entra_users", ENTRA_KEYS)):
-        records = document[key]
-        if not isinstance(records, list) or not all(isinstance(record, dict) and set(fields) <= set(record) for record in records):
-            raise _refuse(path, bad % ("%s must be a list of objects with %s" % (key, ", ".join(fields))), hint)
-    for record in document["ad_users"]:
-        if not isinstance(record["object_guid"], str) or not record["object_guid"] or not isinstance(record["dn"], str):
-            raise _refuse(path, bad % ("the AD user %r has no object_guid or dn text" % (record.get("dn"),)), hint)
-        if not (record["mobile"] is None or isinstance(record["mobile"], str)) or not isinstance(record["other_mobile"], list) \
-                or not all(isinstance(value, str) for value in record["other_mobile"]):
-            raise _refuse(path, bad % ("the AD user %s has a mobile that is neither text nor null, or an other_mobile that is "
-                                       "not a list of text" % record["dn"]), hint)
+            return _BAD % ("no %s" % key)
     bases = document["search_bases"]
     if not isinstance(bases, list) or not bases or not all(isinstance(base, str) for base in bases):
-        raise _refuse(path, bad % "search_bases must be a list of distinguished names", hint)
-    outside = [record["dn"] for record in document["ad_users"] if not under_any(record["dn"], bases)]
-    if outside:
-        raise _refuse(path, "it holds %d AD user(s) outside its own search bases (%s), which phone_backup never writes: %s."
-                      % (len(outside), "; ".join(bases), ", ".join(outside[:5]) + (" ..." if len(outside) > 5 else "")),
-                      "The file was edited after it was written; use another backup.")
+        return _BAD % "search_bases must be a list of distinguished names"
+    return None
+
+
+def _record_problem(key, record):
+    """Why ``record`` is not a record of the list ``key``, or None."""
+    if not isinstance(record, dict) or not set(_FIELDS[key]) <= set(record):
+        return _BAD % ("%s must be a list of objects with %s" % (key, ", ".join(_FIELDS[key])))
+    if key == "ad_users":
+        if not isinstance(record["object_guid"], str) or not record["object_guid"] or not isinstance(record["dn"], str):
+            return _BAD % ("the AD user %r has no object_guid or dn text" % (record.get("dn"),))
+        if not (record["mobile"] is None or isinstance(record["mobile"], str)) or not isinstance(record["other_mobile"], list) \
+                or not all(isinstance(value, str) for value in record["other_mobile"]):
+            return _BAD % ("the AD user %s has a mobile that is neither text nor null, or an other_mobile that is not a list "
+                           "of text" % record["dn"])
+    return None
+
+
+def _outside_problem(outside, bases):
+    return ("it holds %d AD user(s) outside its own search bases (%s), which phone_backup never writes: %s."
+            % (len(outside), "; ".join(bases), ", ".join(outside[:5]) + (" ..." if len(outside) > 5 else "")))
+
+
+class _Verifier(object):
+    """What ``load`` checks of every record, whether the file is streamed or read whole: the record's structure, that an
+    AD user is under the backup's search bases, and what the caller keeps of it. Problems are collected, not raised: a
+    checksum mismatch, found at the end, is the truer message."""
+
+    def __init__(self, header, keep):
+        self.bases = header["search_bases"]
+        self.keep = keep
+        self.kept = {key: [] for key in LIST_KEYS}
+        self.problem = None
+        self.outside = []
+
+    def record(self, key, record):
+        problem = _record_problem(key, record)
+        if problem:
+            self.problem = self.problem or problem
+            return
+        if key == "ad_users" and not under_any(record["dn"], self.bases):
+            self.outside.append(record["dn"])
+            return
+        kept = self.keep[key](record)
+        if kept is not None:
+            self.kept[key].append(kept)
+
+    def refusal(self, path, lists_seen):
+        """The BackupRefused for the structure problem found, or None."""
+        missing = [key for key in LIST_KEYS if key not in lists_seen]
+        if missing:
+            return _refuse(path, _BAD % ("no %s" % missing[0]), _NEW_BACKUP_HINT)
+        if self.problem:
+            return _refuse(path, self.problem, _NEW_BACKUP_HINT)
+        if self.outside:
+            return _refuse(path, _outside_problem(self.outside, self.bases), "The file was edited after it was written; use another backup.")
+        return None
 
 
 def normalise_dn(dn):
@@ -204,9 +315,162 @@ def _same_id(a, b):
     return str(a or "").strip().lower() == str(b or "").strip().lower()
 
 
-def load(path, tenant_id=None, ad_domain=None):
-    """Read and verify the backup at ``path``; return the document.
+class _OtherLayout(Exception):
+    """The file is not laid out as ``write`` writes a backup (or is no backup at all): read it whole instead, which
+    accepts any valid JSON and says exactly what is wrong with it."""
 
+
+class _JSONStream(object):
+    """The values of a JSON text, read from a file in chunks: only the value being decoded is in memory."""
+
+    _BLANKS = re.compile(r"[ \t\n\r]*")
+    _DECODER = json.JSONDecoder()
+
+    def __init__(self, handle, chunk_size=1 << 16):
+        self._handle, self._chunk_size = handle, chunk_size
+        self._buffer, self._position, self._eof = "", 0, False
+
+    def _more(self, size):
+        if self._eof:
+            return False
+        data = self._handle.read(size)
+        if not data:
+            self._eof = True
+            return False
+        self._buffer = self._buffer[self._position:] + data
+        self._position = 0
+        return True
+
+    def _skip_blanks(self):
+        while True:
+            self._position = self._BLANKS.match(self._buffer, self._position).end()
+            if self._position < len(self._buffer) or not self._more(self._chunk_size):
+                return
+
+    def peek(self):
+        """The next non-blank character ('' at the end of the file)."""
+        self._skip_blanks()
+        return self._buffer[self._position:self._position + 1]
+
+    def char(self):
+        """The next non-blank character ('' at the end of the file), consumed."""
+        char = self.peek()
+        self._position += len(char)
+        return char
+
+    def value(self):
+        """The next JSON value, decoded."""
+        self._skip_blanks()
+        size = self._chunk_size
+        while True:
+            try:
+                value, end = self._DECODER.raw_decode(self._buffer, self._position)
+            except json.JSONDecodeError:
+                if self._more(size):
+                    size = min(size * 2, 1 << 24)  # a long value: read it in fewer, larger chunks
+                    continue
+                raise
+            if end == len(self._buffer) and self._more(size):
+                continue  # a number may go on in the next chunk
+            self._position = end
+            return value
+
+
+def _stream(handle, keep):
+    """Read a backup laid out as ``write`` writes it, record by record -> ``(header, verifier, lists seen, checksum)``.
+
+    Raises ``_OtherLayout`` for anything else (another key order, duplicate keys, not a backup's header): the whole-file
+    read then handles the file. The checksum is computed as the records go by, in the canonical (sorted) key order.
+    """
+    stream = _JSONStream(handle)
+    if stream.char() != "{" or stream.peek() == "}":
+        raise _OtherLayout()
+    header, lists_seen, fed = {}, [], set()
+    digest, verifier = _Checksum(), None
+
+    def feed_header(before=None):
+        for key in sorted(key for key in header if key not in fed and key != "checksum" and (before is None or key < before)):
+            digest.key(key, header[key])
+            fed.add(key)
+
+    while True:
+        key = stream.value()
+        if not isinstance(key, str) or stream.char() != ":" or key in header or key in lists_seen:
+            raise _OtherLayout()
+        if key in LIST_KEYS:
+            if verifier is None:
+                if header.get("format") != FORMAT or header.get("version") not in SUPPORTED_VERSIONS or _header_problem(header):
+                    raise _OtherLayout()
+                verifier = _Verifier(header, keep)
+            if stream.char() != "[":
+                raise _OtherLayout()
+            feed_header(before=key)
+            digest.list_start(key)
+            lists_seen.append(key)
+            if stream.peek() == "]":
+                stream.char()
+            else:
+                while True:
+                    record = stream.value()
+                    digest.record(record)
+                    verifier.record(key, record)
+                    separator = stream.char()
+                    if separator == "]":
+                        break
+                    if separator != ",":
+                        raise _OtherLayout()
+            digest.list_end()
+        else:
+            if key != "checksum" and any(key < seen for seen in lists_seen):
+                raise _OtherLayout()  # hashed after a list it sorts before: not the order write() gives
+            header[key] = stream.value()
+        separator = stream.char()
+        if separator == "}":
+            break
+        if separator != ",":
+            raise _OtherLayout()
+    if stream.char() != "" or verifier is None:
+        raise _OtherLayout()
+    feed_header()
+    return header, verifier, lists_seen, digest.hexdigest()
+
+
+def _whole(handle, keep):
+    """Read any valid JSON file whole, and check it as ``_stream`` does -> the same four values."""
+    document = json.load(handle)
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        return document, None, (), None
+    if document.get("version") not in SUPPORTED_VERSIONS:
+        return document, None, (), None
+    computed = checksum(document)
+    header = {key: value for key, value in document.items() if key not in LIST_KEYS}
+    problem = _header_problem(header)
+    if problem:
+        return header, problem, (), computed
+    verifier = _Verifier(header, keep)
+    for key in LIST_KEYS:
+        if key in document:
+            records = document[key]
+            for record in records if isinstance(records, list) else [records]:
+                verifier.record(key, record)
+    return header, verifier, [key for key in LIST_KEYS if key in document], computed
+
+
+def keep_all(record):
+    """For ``load``: keep every record."""
+    return record
+
+
+def keep_none(_record):
+    """For ``load``: keep no record (the file is still read and verified whole)."""
+    return None
+
+
+def load(path, tenant_id=None, ad_domain=None, keep_ad=keep_all, keep_entra=keep_all):
+    """Read and verify the backup at ``path``; return the document (header keys, ``checksum``, and as ``ad_users`` and
+    ``entra_users`` the lists of what ``keep_ad`` / ``keep_entra`` return for each record, None dropping it).
+
+    Every record is checked and hashed whatever is kept; nothing is returned unless the whole file verifies.
     Raises ``BackupRefused`` (an InvalidInput) for a missing or unreadable file, one that is not a backup, an
     unsupported version, a checksum mismatch, or a backup of another tenant (``tenant_id``) or AD domain (``ad_domain``).
     """
@@ -215,34 +479,42 @@ def load(path, tenant_id=None, ad_domain=None):
     if os.path.lexists(path):
         # Only a file nobody else can have written is trusted: the checksum has no key.
         _files.check_private_file(path, "backup")
+    keep = {"ad_users": keep_ad, "entra_users": keep_entra}
     try:
         with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+            try:
+                header, verifier, lists_seen, computed = _stream(handle, keep)
+            except (_OtherLayout, json.JSONDecodeError):
+                handle.seek(0)
+                header, verifier, lists_seen, computed = _whole(handle, keep)
     except FileNotFoundError:
         raise _refuse(path, "the file does not exist.", "Give the path of a backup that phone_backup (the backup role) wrote.") from None
     except OSError as exc:
         raise _refuse(path, "it cannot be read (%s)." % (exc.strerror or exc), "Check its permissions.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _refuse(path, "it is not valid JSON (%s): the file is truncated or corrupted." % exc, hint) from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _refuse(path, "it is not an entraid.dirsync phone backup (format %r, expected %r)."
-                      % (document.get("format") if isinstance(document, dict) else type(document).__name__, FORMAT), hint)
-    if document.get("version") not in SUPPORTED_VERSIONS:
+                      % (header.get("format") if isinstance(header, dict) else type(header).__name__, FORMAT), hint)
+    if header.get("version") not in SUPPORTED_VERSIONS:
         raise _refuse(path, "its format version %r is not one this collection reads (%s)."
-                      % (document.get("version"), ", ".join(map(str, SUPPORTED_VERSIONS))),
+                      % (header.get("version"), ", ".join(map(str, SUPPORTED_VERSIONS))),
                       "Use the collection version that wrote it, or take a new backup.")
-    expected = document.get("checksum")
-    actual = checksum(document)
-    if expected != actual:
+    expected = header.get("checksum")
+    if expected != computed:
         raise _refuse(path, "its checksum does not match its content (recorded %s, computed %s): the file was corrupted or edited "
-                      "after it was written." % (expected, actual), hint)
-    _check_structure(path, document)
-    if tenant_id and not _same_id(document["tenant_id"], tenant_id):
+                      "after it was written." % (expected, computed), hint)
+    refusal = _refuse(path, verifier, _NEW_BACKUP_HINT) if isinstance(verifier, str) else verifier.refusal(path, lists_seen)
+    if refusal:
+        raise refusal
+    if tenant_id and not _same_id(header["tenant_id"], tenant_id):
         raise _refuse(path, "it is a backup of tenant %s, but this run signs in to tenant %s."
-                      % (document["tenant_id"], tenant_id), "Use a backup of tenant %s (check the inventory host)." % tenant_id)
-    if ad_domain and document["ad_domain"] and not _same_id(document["ad_domain"], ad_domain):
+                      % (header["tenant_id"], tenant_id), "Use a backup of tenant %s (check the inventory host)." % tenant_id)
+    if ad_domain and header["ad_domain"] and not _same_id(header["ad_domain"], ad_domain):
         raise _refuse(path, "it is a backup of the AD domain %s, but this run connects to %s."
-                      % (document["ad_domain"], ad_domain), "Use a backup of %s (check ad_server)." % ad_domain)
+                      % (header["ad_domain"], ad_domain), "Use a backup of %s (check ad_server)." % ad_domain)
+    document = dict(header)
+    document.update(verifier.kept)
     return document
 
 

@@ -406,8 +406,10 @@ def bulk_diff(results, limit=DIFF_LIMIT):
     return {"prepared": "\n".join(lines)}
 
 
-def summarise(results, single=False):
-    """The module result for ``results`` (from apply_ad/apply_entra); raises DirsyncError when any user failed."""
+def summarise(results, single=False, unchanged=0):
+    """The module result for ``results`` (from apply_ad/apply_entra); raises DirsyncError when any user failed.
+
+    ``unchanged``: users processed and left unchanged whose results the caller did not keep (counted, not listed)."""
     changed = any(result["changed"] for result in results)
     failed = [result for result in results if result["error"]]
     if single:
@@ -419,14 +421,14 @@ def summarise(results, single=False):
         output.pop("error")
         output["diff"] = diff_of(result)
         return output
-    counts = {"total": len(results), "changed": sum(1 for r in results if r["changed"]), "failed": len(failed)}
+    counts = {"total": len(results) + unchanged, "changed": sum(1 for r in results if r["changed"]), "failed": len(failed)}
     counts["unchanged"] = counts["total"] - counts["changed"] - counts["failed"]
     diff = bulk_diff(results)
     if failed:
         names = listed([result["identity"] for result in failed])
         raise DirsyncError(
             "%d of %d users failed (%s); the other users were processed (%d changed). See each user's error in users[].error, "
-            "fix the cause and run the task again: %s" % (len(failed), len(results), names, counts["changed"], failed[0]["error"]),
+            "fix the cause and run the task again: %s" % (len(failed), counts["total"], names, counts["changed"], failed[0]["error"]),
             changed=changed, users=results, counts=counts, diff=diff)
     return {"changed": changed, "users": results, "counts": counts, "diff": diff}
 

@@ -327,13 +327,20 @@ def work(module):
     graph = graph_client_from_module(module)
     tenant_id = graph.tenant_id
     with ADClient(params) as ad:
-        # The backup is checked before anything is read: a wrong file fails fast.
-        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn)
+        # The backup is verified before anything is read, keeping none of its records: a wrong file fails fast.
+        _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn, keep_ad=_backup.keep_none,
+                     keep_entra=_backup.keep_none)
         excluded_guids = _reconcile.group_members(ad, params["exclude_groups"])
         ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
         drift = _drift.pair_and_classify(ad_users, entra_users)
         del ad_users, entra_users
         changes, skipped = _reconcile.plan(drift.rows, policy, excluded_guids)
+        # Verified again as it is read, keeping only the records of the users to write and of the numbers at risk.
+        to_write = {(change["object_guid"] or "").lower() for change in changes}
+        at_risk = {row.EntraId for row in _reconcile.numbers_at_risk(drift.rows)}
+        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn,
+                              keep_ad=lambda record: record if record["object_guid"].lower() in to_write else None,
+                              keep_entra=lambda record: record if record.get("id") in at_risk else None)
         _reconcile.check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"], backup["search_bases"])
         _reconcile.check_backup_keeps(drift.rows, backup["entra_users"], params["backup_path"])
         del backup["ad_users"], backup["entra_users"]

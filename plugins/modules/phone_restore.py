@@ -170,6 +170,8 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import Dir
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
+RESTORE_BATCH = 1000  # users looked up and restored at a time: what a restore holds of AD at once
+
 
 def restore_specs(records):
     """Specs that set both attributes exactly as a backup's AD records hold them (not validated: a value AD held before,
@@ -191,15 +193,47 @@ def outside_scope(resolved, bases):
 
 
 def cloud_differences(backup_entra, entra_users):
-    """Users of the backup whose cloud number now differs from the backup's (or who are gone from Entra ID)."""
-    now = {user.id: user for user in entra_users}
+    """Users of the backup whose cloud number now differs from the backup's (or who are gone from Entra ID).
+
+    ``backup_entra``: the backup's Entra ID records; ``entra_users``: the tenant's users now, as they are read (only the
+    backup's users are kept from them)."""
+    now = {record["id"]: None for record in backup_entra}
+    for user in entra_users:
+        if user.id in now:
+            now[user.id] = user
     differs = []
     for record in backup_entra:
-        user = now.get(record["id"])
+        user = now[record["id"]]
         if user is None or _phone.clean(user.mobile) != _phone.clean(record["mobile"]):
             differs.append({"id": record["id"], "user_principal_name": record["user_principal_name"],
                             "in_backup": record["mobile"], "now": user.mobile if user else None, "gone": user is None})
     return differs
+
+
+def _batches(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def restore(ad, records, bases, check_mode):
+    """Restore ``records`` (the backup's AD records) ``RESTORE_BATCH`` users at a time -> ``(results, unchanged, missing)``:
+    the results of the users changed or failed, how many were already as the backup holds them, and the users gone."""
+    results, unchanged, missing = [], 0, []
+    for batch in _batches(records, RESTORE_BATCH):
+        specs = restore_specs(batch)
+        # One lookup serves both: users deleted since the backup are reported, not failed (a rollback must be repeatable).
+        resolved = ad.resolve_users([spec.identity for spec in specs], _user_phone.AD_ATTRIBUTES)
+        resolved.update(outside_scope(resolved, bases))
+        gone = [record for record in batch if isinstance(resolved.get(record["object_guid"]), IdentityNotFound)]
+        missing.extend({"dn": record["dn"], "object_guid": record["object_guid"]} for record in gone)
+        skip = {record["object_guid"] for record in gone}
+        for result in _user_phone.apply_ad(ad, [spec for spec in specs if spec.identity not in skip], check_mode=check_mode,
+                                           resolved=resolved):
+            if result["changed"] or result["error"]:
+                results.append(result)
+            else:
+                unchanged += 1
+    return results, unchanged, missing
 
 
 def work(module):
@@ -211,32 +245,23 @@ def work(module):
         raise InvalidInput("No tenant_id: give the Graph option tenant_id (or AZURE_TENANT_ID) so that the backup's tenant can be "
                            "checked. Nothing was changed.")
     with ADClient(params) as ad:
-        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn)
-        records = backup["ad_users"]
-        specs = restore_specs(records)
-        # One lookup serves both: users deleted since the backup are reported, not failed (a rollback must be repeatable).
-        resolved = ad.resolve_users([spec.identity for spec in specs], _user_phone.AD_ATTRIBUTES)
-        resolved.update(outside_scope(resolved, backup["search_bases"]))
-        missing = [{"dn": record["dn"], "object_guid": record["object_guid"]} for record in records
-                   if isinstance(resolved.get(record["object_guid"]), IdentityNotFound)]
-        gone = {item["object_guid"] for item in missing}
-        results = _user_phone.apply_ad(ad, [spec for spec in specs if spec.identity not in gone], check_mode=module.check_mode,
-                                       resolved=resolved)
+        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn,
+                              keep_entra=_backup.keep_all if graph is not None else _backup.keep_none)
+        results, unchanged, missing = restore(ad, backup["ad_users"], backup["search_bases"], module.check_mode)
+        del backup["ad_users"]
     for item in missing:
         module.warn("%s (objectGUID %s) is in the backup but no longer in AD; it was not restored." % (item["dn"], item["object_guid"]))
     extra = {"tenant_id": backup["tenant_id"], "backup": _backup.summary(backup, params["backup_path"]), "missing": missing}
     if graph is not None:
-        extra["cloud_differs"] = cloud_differences(backup["entra_users"], list(_drift.read_entra_users(graph)))
+        extra["cloud_differs"] = cloud_differences(backup["entra_users"], _drift.read_entra_users(graph))
     try:
-        output = _user_phone.summarise(results)
+        output = _user_phone.summarise(results, unchanged=unchanged)
     except DirsyncError as error:
         error.details.update(extra)
         error.details["counts"]["missing"] = len(missing)
-        error.details["users"] = [result for result in results if result["changed"] or result["error"]]
         raise
     output.update(extra)
     output["counts"]["missing"] = len(missing)
-    output["users"] = [result for result in results if result["changed"] or result["error"]]
     return output
 
 

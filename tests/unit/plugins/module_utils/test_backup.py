@@ -1,6 +1,7 @@
 """Unit tests of _backup: the file format, atomic 0600 writes, and the refusals of load()."""
 
 import datetime
+import hashlib
 import json
 import os
 import stat
@@ -28,15 +29,22 @@ def entra(name, mobile=None):
                             immutable_id="anchor-" + name, sid=None, dn=None)
 
 
-def document(now=NOW, tenant=TENANT):
+def built(now=NOW, tenant=TENANT):
+    """The backup document as phone_backup builds it (user lists made on demand from the read's records)."""
     ad_users = [ad("ann", "+1 425 555 0100", ["+1 425 555 0101", "+1 425 555 0102"]), ad("bob"), ad("zoë", "+49 30 1234")]
     entra_users = [entra("ann", "+14255550199"), entra("bob", "+1 206 555 0100")]
     return _backup.build(tenant, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, ad_users, entra_users, now=now)
 
 
+def document(now=NOW, tenant=TENANT):
+    """The same document with plain lists, as load() returns it."""
+    doc = built(now, tenant)
+    return dict(doc, ad_users=list(doc["ad_users"]), entra_users=list(doc["entra_users"]))
+
+
 @pytest.fixture
 def written(tmp_path):
-    return _backup.write(str(tmp_path / "backups"), document())
+    return _backup.write(str(tmp_path / "backups"), built())
 
 
 def rewrite(path, change):
@@ -174,3 +182,70 @@ def test_odd_values_are_kept_byte_for_byte(tmp_path):
     records = {record["user_principal_name"]: record for record in _backup.load(path)["ad_users"]}
     assert records["space@lab.test"]["mobile"] == "+1 206 555 0166 " and records["space@lab.test"]["other_mobile"] == [" ", "+1\t2"]
     assert records["blank@lab.test"]["mobile"] == " "
+
+
+def whole_file_checksum(doc):
+    """The checksum as the format defines it: SHA-256 of the canonical JSON of every key but checksum, as one string."""
+    payload = {key: value for key, value in doc.items() if key != "checksum"}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def test_the_checksum_computed_record_by_record_is_the_formats_checksum(written):
+    """Backups written before the checksum was streamed still verify: the digest is the same bytes' digest."""
+    doc = document()
+    assert doc["checksum"] == whole_file_checksum(doc) == _backup.checksum(built())
+    assert _backup.load(written)["checksum"] == whole_file_checksum(json.load(open(written, encoding="utf-8")))
+    assert _backup.checksum(dict(doc, ad_users=[], entra_users=[])) == whole_file_checksum(dict(doc, ad_users=[], entra_users=[]))
+
+
+def large(tmp_path, count=3000):
+    users = [ad("user%05d" % number, "+1 425 555 %04d" % number, ["+1 206 555 %04d" % number] * (number % 3))
+             for number in range(count)]
+    cloud = [entra("user%05d" % number, "+1 312 555 %04d" % number) for number in range(count)]
+    return _backup.write(str(tmp_path), _backup.build(TENANT, DOMAIN, ["OU=Sync,DC=lab,DC=test"], None, users, cloud, now=NOW))
+
+
+def test_a_backup_larger_than_a_read_chunk_streams_back_identical(tmp_path, monkeypatch):
+    path = large(tmp_path)
+    assert os.path.getsize(path) > 4 * 65536  # records cross the stream's chunk boundaries
+    with open(path, encoding="utf-8") as handle:
+        whole = json.load(handle)
+    monkeypatch.setattr(_backup, "_whole", None)  # what phone_backup writes is streamed, never read whole
+    assert _backup.load(path) == whole
+
+
+def test_only_the_records_asked_for_are_kept_and_every_record_is_still_verified(tmp_path):
+    path = large(tmp_path)
+    wanted = {str(uuid.uuid5(uuid.NAMESPACE_DNS, "user00007")), str(uuid.uuid5(uuid.NAMESPACE_DNS, "user02999"))}
+    loaded = _backup.load(path, keep_ad=lambda record: record if record["object_guid"] in wanted else None,
+                          keep_entra=lambda record: record["mobile"] if record["id"] == "id-user00042" else None)
+    assert sorted(record["user_principal_name"] for record in loaded["ad_users"]) == ["user00007@lab.test", "user02999@lab.test"]
+    assert loaded["entra_users"] == ["+1 312 555 0042"]
+    assert loaded["counts"]["ad_users"] == 3000
+    rewrite(path, lambda data: data["ad_users"][1500].update(mobile="+1 999 999 9999"))  # a record nobody keeps
+    with pytest.raises(InvalidInput, match="checksum does not match"):
+        _backup.load(path, keep_ad=lambda record: None, keep_entra=lambda record: None)
+
+
+def test_a_valid_backup_in_another_key_order_is_read_whole_and_verifies(tmp_path, written):
+    """A tool that pretty-prints or sorts the file changes no content: the checksum (canonical JSON) still holds."""
+    with open(written, encoding="utf-8") as handle:
+        data = json.load(handle)
+    for number, dump in enumerate((lambda: json.dumps(data, sort_keys=True, indent=2),
+                                   lambda: json.dumps(dict(reversed(list(data.items())))))):
+        path = tmp_path / ("reordered-%d.json" % number)
+        path.write_text(dump(), encoding="utf-8")
+        os.chmod(path, 0o600)
+        assert _backup.load(str(path)) == data
+
+
+@pytest.mark.parametrize("tail, message", [(" {}", "not valid JSON.*Extra data"), ("\n\n", None)])
+def test_text_after_the_backup_is_refused_and_blank_lines_are_not(written, tail, message):
+    with open(written, "a", encoding="utf-8") as handle:
+        handle.write(tail)
+    if message:
+        with pytest.raises(InvalidInput, match=message):
+            _backup.load(written)
+    else:
+        assert _backup.load(written) == document()

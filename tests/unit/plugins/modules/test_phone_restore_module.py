@@ -95,6 +95,20 @@ def test_restore_looks_each_user_up_once_and_does_not_sign_in_with_a_tenant_id(b
     assert result["users"][0]["before"] == {"mobile": "+1 999", "other_mobile": []}
 
 
+def test_a_restore_in_batches_looks_each_user_up_once_and_counts_every_user(backup_path, sign_ins, capsys, monkeypatch):
+    """The restore holds at most RESTORE_BATCH users of AD at once; what the task reports is the same as in one batch."""
+    monkeypatch.setattr(phone_restore, "RESTORE_BATCH", 2)
+    code, result = run({"backup_path": backup_path, "tenant_id": TENANT, "ad_server": "dc1"}, capsys)
+    assert code == 0, result
+    ad = FakeADClient.instances[0]
+    assert [len(lookup) for lookup in ad.lookups] == [2, 1]
+    assert sorted(sum(ad.lookups, [])) == sorted([guid("ann"), guid("bob"), guid("gone")])
+    assert ad.modified == [("CN=%s,OU=Sync,DC=lab,DC=test" % guid("ann"), {"mobile": ("replace", ["+1 425"])})]
+    assert result["counts"] == {"total": 2, "changed": 1, "unchanged": 1, "failed": 0, "missing": 1}
+    assert result["missing"] == [{"dn": "CN=gone,OU=Sync,DC=lab,DC=test", "object_guid": guid("gone")}]
+    assert [user["identity"] for user in result["users"]] == [guid("ann")]
+
+
 def test_without_a_tenant_id_the_sign_in_gives_it(backup_path, sign_ins, capsys):
     code, result = run({"backup_path": backup_path, "access_token": "x", "ad_server": "dc1"}, capsys)
     assert code == 0, result
