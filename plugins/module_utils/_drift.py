@@ -159,10 +159,11 @@ def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, at
 
 def entra_user_from_item(item):
     """An ``EntraUser`` from a Graph user object with the ``ENTRA_SELECT`` properties."""
+    upn, onprem_upn = item.get("userPrincipalName"), _phone.clean(item.get("onPremisesUserPrincipalName"))
     return EntraUser(
         id=item.get("id"),
-        upn=item.get("userPrincipalName"),
-        onprem_upn=_phone.clean(item.get("onPremisesUserPrincipalName")),
+        upn=upn,
+        onprem_upn=upn if onprem_upn == upn else onprem_upn,  # usually the same text: kept once
         mobile=item.get("mobilePhone"),
         immutable_id=_phone.clean(item.get("onPremisesImmutableId")),
         sid=_phone.clean(item.get("onPremisesSecurityIdentifier")),
@@ -223,20 +224,62 @@ def read_concurrently(ad_records, entra_records):
 # SID and UPN never pair; for users the anchor leaves unpaired they only name a likely counterpart (hints).
 
 def _lower(value):
-    return value.lower() if value else None
+    # The same object when it is already lower case: an index of 100,000 keys holds no second copy of each.
+    return (value if value.islower() else value.lower()) if value else None
 
 
 def _upper(value):
-    return value.upper() if value else None
+    return (value if value.isupper() else value.upper()) if value else None
 
 
-def _positions(values):
-    """value -> [positions] for the non-empty values."""
-    index = {}
-    for position, value in enumerate(values):
-        if value:
-            index.setdefault(value, []).append(position)
-    return index
+class _Positions(object):
+    """value -> the positions holding it, for the non-empty values. A value held once (nearly all are) is stored as its
+    position alone, not in a list: an index of 100,000 users is then a third of the size."""
+
+    __slots__ = ("_index",)
+
+    def __init__(self, values=()):
+        self._index = {}
+        for position, value in enumerate(values):
+            self.add(value, position)
+
+    def add(self, value, position):
+        if not value:
+            return
+        found = self._index.get(value)
+        if found is None:
+            self._index[value] = position
+        elif isinstance(found, list):
+            found.append(position)
+        else:
+            self._index[value] = [found, position]
+
+    def get(self, value, default=()):
+        found = self._index.get(value)
+        if found is None:
+            return default
+        return found if isinstance(found, list) else (found,)
+
+
+def _entra_upns(user):
+    """An Entra user's UPN keys: its on-premises UPN and, when Entra replaced an unverified suffix, its cloud UPN."""
+    return {_lower(user.onprem_upn), _lower(user.upn)}
+
+
+def _matches(unpaired, keys_of, others, other_keys_of):
+    """{number in ``unpaired``: positions in ``others`` sharing one of its keys, in position order}.
+
+    One index of the unpaired users (few) and one pass over the others (many), instead of an index of everyone."""
+    wanted = _Positions()
+    for number, user in enumerate(unpaired):
+        for key in set(keys_of(user)):
+            wanted.add(key, number)
+    found = {}
+    for position, other in enumerate(others):
+        for key in set(other_keys_of(other)):
+            for number in wanted.get(key):
+                found.setdefault(number, []).append(position)
+    return found
 
 
 def _pair_class(ad, entra):
@@ -314,8 +357,8 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
     """
     counts = dict.fromkeys(CLASSES, 0)
     rows = []
-    entra_by_anchor = _positions(user.immutable_id for user in entra_users)
-    ad_by_anchor = _positions(user.anchor for user in ad_users)
+    entra_by_anchor = _Positions(user.immutable_id for user in entra_users)
+    ad_by_anchor = _Positions(user.anchor for user in ad_users)
     accounted = set()  # Entra positions reported in a paired or ambiguous row
     unpaired_ad = []
 
@@ -345,14 +388,11 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
 
     unpaired_entra = [entra for position, entra in enumerate(entra_users) if position not in accounted]
     if unpaired_ad:
-        by_sid = _positions(_upper(user.sid) for user in entra_users)
-        by_upn = _positions(_lower(user.onprem_upn) for user in entra_users)
-        for position, user in enumerate(entra_users):
-            # Entra replaces an unverified UPN suffix, so the cloud UPN is a second key.
-            if user.upn and _lower(user.upn) != _lower(user.onprem_upn):
-                by_upn.setdefault(_lower(user.upn), []).append(position)
-        for ad in unpaired_ad:
-            hint = _hint((("sid", by_sid.get(_upper(ad.sid), ())), ("upn", by_upn.get(_lower(ad.upn), ()))),
+        sids = _matches(unpaired_ad, lambda user: (_upper(user.sid),), entra_users, lambda user: (_upper(user.sid),))
+        # Entra replaces an unverified UPN suffix, so the cloud UPN is a second key.
+        upns = _matches(unpaired_ad, lambda user: (_lower(user.upn),), entra_users, _entra_upns)
+        for number, ad in enumerate(unpaired_ad):
+            hint = _hint((("sid", sids.get(number, ())), ("upn", upns.get(number, ()))),
                          lambda p: (entra_users[p].upn, entra_users[p].id))
             note = "No synced Entra ID user has this source anchor: not synchronized yet, or outside the sync scope."
             if hint[0]:
@@ -361,12 +401,10 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
                          % _first_hint_keys(hint))
             emit(_row("only_in_ad", note, ad=ad, hint=hint))
     if unpaired_entra:
-        ad_by_sid = _positions(_upper(user.sid) for user in ad_users)
-        ad_by_upn = _positions(_lower(user.upn) for user in ad_users)
-        for entra in unpaired_entra:
-            upns = {_lower(entra.onprem_upn), _lower(entra.upn)} - {None}
-            hint = _hint((("sid", ad_by_sid.get(_upper(entra.sid), ())),
-                          ("upn", sorted({p for upn in upns for p in ad_by_upn.get(upn, ())}))),
+        sids = _matches(unpaired_entra, lambda user: (_upper(user.sid),), ad_users, lambda user: (_upper(user.sid),))
+        upns = _matches(unpaired_entra, _entra_upns, ad_users, lambda user: (_lower(user.upn),))
+        for number, entra in enumerate(unpaired_entra):
+            hint = _hint((("sid", sids.get(number, ())), ("upn", upns.get(number, ()))),
                          lambda p: (ad_users[p].upn, ad_users[p].guid))
             note = ("No AD user in the search bases has this source anchor: deleted, moved out of the sync scope, under a base "
                     "that was not searched, or its anchor changed. A full sync deletes it if its AD object is gone.")
