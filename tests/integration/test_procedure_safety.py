@@ -15,6 +15,7 @@ import time
 import ldap3
 import pytest
 
+from ansible_collections.entraid.dirsync.plugins.module_utils import _phone
 from lab_play import ANSIBLE_PLAYBOOK, ROOT
 from test_procedure import bypass_vars, ldap_phones, snapshot, assert_unchanged, result_of, results_of
 
@@ -177,3 +178,34 @@ def lab_graph(lab):
 @pytest.fixture
 def workdir_factory(tmp_path_factory):
     return tmp_path_factory.mktemp
+
+
+def test_when_cloud_sync_ignored_the_flag_the_run_fails_at_verify_and_keeps_the_cloud_numbers(
+        playbook, lab, seeded_lab, control, workdir_factory):
+    """Microsoft documents bypassDirSyncOverridesEnabled for Entra Connect only; the lab can make Cloud Sync ignore it
+    (cloud_sync_bypass=ignored). The overrides then stay in force through the full sync: the run must not end in
+    success, and the cloud numbers the policy left out of AD must still be in Entra ID."""
+    workdir = workdir_factory("cloud-sync-ignores-the-flag")
+    control.post("/options", {"options": {"cloud_sync_bypass": "ignored"}})
+    try:
+        run = playbook("entraid.dirsync.bypass_overrides", cwd=str(workdir),
+                       extra_vars=bypass_args(workdir, reconcile_accept_unresolved=True, verify_timeout=5))
+    finally:
+        control.post("/options", {"options": {"cloud_sync_bypass": "honoured"}})
+    assert run.rc != 0, run.stdout[-4000:]
+    assert result_of(run, "cloud_sync_job")["status"] == "ok"  # the cycle ran; it is the flag that had no effect
+    reconcile = result_of(run, "phone_reconcile")["result"]
+    skipped = {item["user_principal_name"]: item for item in reconcile["numbers_not_carried"] if item["outcome"] == "skipped"}
+    assert skipped
+    failed = " ".join(run.task("entraid.dirsync.verify : Fail when numbers still differ")["result"]["msg"].split())
+    still = [row for row in results_of(run, "phone_compare")[-1]["result"]["differences"]
+             if row["Class"] in ("value_differs", "format_differs")]
+    # What still differs is what the policy left to AD (format only, empty cloud numbers): written users agree.
+    assert still and {row["UserPrincipalName"] for row in still} <= {item["user_principal_name"] for item in reconcile["skipped_users"]}
+    for row in still:
+        assert "%s (AD %s, Entra ID %s)" % (row["UserPrincipalName"], row["MobileInAD"] or "none", row["MobileInEntra"] or "none") in failed
+    assert "honours it" in failed
+    # No number is lost: each one the policy left out of AD is still in Entra ID, as it was or in AD's spelling of it.
+    cloud = {user["userPrincipalName"]: user for user in snapshot(lab, control)["tenant"].values()}
+    for upn, item in skipped.items():
+        assert _phone.same(cloud[upn]["mobilePhone"], item["mobile_in_entra"], ignore_format=True), upn

@@ -594,7 +594,8 @@ def test_override_markers_kept_option_brings_the_override_back_when_the_flag_is_
     lab.ad.entries.append(ad_entry("ann", uuid.uuid4()))
     lab.control("POST", "/sync", {"type": "initial"})
     lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD"}]})
-    assert lab.control("GET", "/options")["options"] == {"overrides_on_bypass": "cleared", "running_execution": "previous"}
+    assert lab.control("GET", "/options")["options"] == {"overrides_on_bypass": "cleared", "running_execution": "previous",
+                                                         "cloud_sync_bypass": "honoured"}
     lab.control("POST", "/options", {"options": {"overrides_on_bypass": "kept"}})
     lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": True}})
     full = lab.control("POST", "/sync", {"type": "initial"})
@@ -604,6 +605,24 @@ def test_override_markers_kept_option_brings_the_override_back_when_the_flag_is_
     lab.ad.entries[-1].update(mobile="+1 AD NEW", uSNChanged=5)
     assert lab.control("POST", "/sync", {"type": "delta"})["overrides_kept"] == 1
     assert ann_of(lab)["mobilePhone"] == "+1 AD"  # the override is in force again: AD's change does not reach the cloud
+
+
+def test_cloud_sync_bypass_ignored_option_keeps_overrides_in_cloud_sync_cycles_only(lab):
+    """Microsoft documents bypassDirSyncOverridesEnabled for Entra Connect; the lab can make Cloud Sync ignore it."""
+    lab.ad.entries.append(ad_entry("ann", uuid.uuid4()))
+    lab.control("POST", "/sync", {"type": "initial"})
+    lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD"}]})
+    lab.control("POST", "/options", {"options": {"cloud_sync_bypass": "ignored"}})
+    lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": True}})
+    token = lab.app_token()
+    assert lab.post(JOBS + "/" + JOB_ID + "/restart", {"criteria": {"resetScope": "Full"}}, token).status_code == 204
+    wait_idle(lab)
+    cloud_sync = lab.control("GET", "/sync")["runs"][-1]
+    assert cloud_sync["engine"] == "cloud_sync" and cloud_sync["overrides_kept"] == 1 and cloud_sync["overrides_cleared"] == 0
+    assert ann_of(lab)["mobilePhone"] == "+1 CLOUD" and ann_of(lab)["dirSyncOverrides"] == ["mobilePhone"]
+    connect = lab.control("POST", "/sync", {"type": "initial"})  # an Entra Connect cycle honours the flag
+    assert connect["engine"] == "entra_connect" and connect["overrides_cleared"] == 1
+    assert ann_of(lab)["mobilePhone"] == "+1 AD" and ann_of(lab)["dirSyncOverrides"] == []
 
 
 def test_with_the_flag_on_a_cloud_edit_is_replaced_at_the_next_delta_cycle(lab):

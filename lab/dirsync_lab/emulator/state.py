@@ -60,8 +60,11 @@ COLLECTION_PROPERTIES = ("assignedLicenses", "assignedPlans", "businessPhones", 
 # keeps it, so the override is in force again once the flag is off ("kept").
 # running_execution: while a Cloud Sync cycle runs, lastExecution still shows the previous finished execution
 # ("previous") or the running one with an unset timeEnded ("placeholder").
-OPTION_CHOICES = {"overrides_on_bypass": ("cleared", "kept"), "running_execution": ("previous", "placeholder")}
-DEFAULT_OPTIONS = {"overrides_on_bypass": "cleared", "running_execution": "previous"}
+# cloud_sync_bypass: a Cloud Sync cycle honours bypassDirSyncOverridesEnabled as Entra Connect does ("honoured"), or
+# ignores it, so overrides stay in force in Cloud Sync cycles ("ignored"); Microsoft documents the flag for Entra Connect.
+OPTION_CHOICES = {"overrides_on_bypass": ("cleared", "kept"), "running_execution": ("previous", "placeholder"),
+                  "cloud_sync_bypass": ("honoured", "ignored")}
+DEFAULT_OPTIONS = {"overrides_on_bypass": "cleared", "running_execution": "previous", "cloud_sync_bypass": "honoured"}
 UNSET_DATE = "0001-01-01T00:00:00Z"
 
 

@@ -5,7 +5,9 @@
 - Users are matched by immutable id; unmatched AD users are created as synced users.
 - A property with a DirSyncOverride keeps its cloud value while the tenant's
   ``bypassDirSyncOverridesEnabled`` is false; when true, AD wins, and the override marker is
-  cleared or kept as the tenant's ``overrides_on_bypass`` option says (Microsoft documents neither).
+  cleared or kept as the tenant's ``overrides_on_bypass`` option says (Microsoft documents neither). A Cloud Sync cycle
+  (a job restart) honours the flag, or ignores it as the ``cloud_sync_bypass`` option says (Microsoft documents the
+  flag for Entra Connect only).
   With the flag on, every cycle (delta too) also puts back the AD value of users edited in the
   cloud, from the engine's copy of what it last read from AD (the how-to's "next sync cycle" rule).
 - Delta cycles read entries with ``uSNChanged`` above the previous cycle's watermark; initial
@@ -163,8 +165,9 @@ class SyncEngines:
         # Tenants whose Cloud Sync job was restarted while a cycle ran: a full cycle follows it.
         self._queued = set()
 
-    def start(self, tenant, cycle_type):
-        """Start a cycle in the background; the run dict (a copy). Raises SyncBusy or ValueError."""
+    def start(self, tenant, cycle_type, engine="entra_connect"):
+        """Start a cycle of ``engine`` (``entra_connect`` or ``cloud_sync``) in the background; the run dict (a copy).
+        Raises SyncBusy or ValueError."""
         if cycle_type not in ("initial", "delta"):
             raise ValueError("type must be 'initial' or 'delta', not %r" % cycle_type)
         if not tenant.directory_sync:
@@ -174,7 +177,8 @@ class SyncEngines:
             if current is not None:
                 raise SyncBusy("A sync cycle (%s, run %d) is already running for tenant %s: wait for it to finish (GET /sync)."
                                % (current["type"], current["id"], tenant.id))
-            run = {"id": next(self._ids), "activity": str(uuid.uuid4()), "tenant": tenant.id, "type": cycle_type, "state": "inProgress",
+            run = {"id": next(self._ids), "activity": str(uuid.uuid4()), "tenant": tenant.id, "type": cycle_type, "engine": engine,
+                   "state": "inProgress",
                    "started": utcnow(), "ended": None, "read": 0, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
                    "overrides_kept": 0, "overrides_cleared": 0, "overrides_bypassed": 0, "errors": [], "error": None}
             self._running[tenant.id] = run
@@ -188,7 +192,7 @@ class SyncEngines:
     def restart(self, tenant):
         """A Cloud Sync job restart: a full cycle now, or right after the running one (never refused)."""
         try:
-            return self.start(tenant, "initial")
+            return self.start(tenant, "initial", engine="cloud_sync")
         except SyncBusy:
             with self._lock:
                 self._queued.add(tenant.id)
@@ -292,7 +296,7 @@ class SyncEngines:
             done.set()
         if queued:
             try:
-                self.start(tenant, "initial")
+                self.start(tenant, "initial", engine="cloud_sync")
             except SyncBusy:
                 with self._lock:
                     self._queued.add(tenant.id)
@@ -304,10 +308,17 @@ class SyncEngines:
                                   "userPrincipalName": upn or entry.get("userPrincipalName"), "time": utcnow(),
                                   "immutableId": immutable_id(entry) if entry.get("objectGUID") else None})
 
+    @staticmethod
+    def _bypass(tenant, run):
+        """Whether this run bypasses overrides: the flag is on, and the run's engine honours it."""
+        if not tenant.features.get("bypassDirSyncOverridesEnabled", False):
+            return False
+        return run.get("engine") != "cloud_sync" or tenant.options.get("cloud_sync_bypass") != "ignored"
+
     def _reapply_cloud_edits(self, tenant, run, seen):
         """With the flag on, users with cloud edits get AD's values back, even when AD did not change them."""
         with tenant.lock:
-            if not tenant.features.get("bypassDirSyncOverridesEnabled", False):
+            if not self._bypass(tenant, run):
                 return
             for user in list(tenant.users.values()):
                 if user.overrides and user.source is not None and user.props.get("onPremisesImmutableId") not in seen:
@@ -316,7 +327,7 @@ class SyncEngines:
 
     def _apply(self, tenant, entries, run, seen):
         with tenant.lock:
-            bypass = tenant.features.get("bypassDirSyncOverridesEnabled", False)
+            bypass = self._bypass(tenant, run)
             for entry in entries:
                 run["read"] += 1
                 values = cloud_values(entry, tenant)
