@@ -113,25 +113,36 @@ def bench(count, rounds):
                 module_counts["value_differs"] + module_counts["format_differs"]}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_sizes(description, default_rounds, header, print_rows):
+    """The command line of the benchmarks: --counts, --rounds, --no-restore. Prints the table ``header`` (its column
+    names), then ``print_rows(count, rounds)`` for each lab size, and starts the default lab again at the end."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--counts", type=int, nargs="+", default=[10000, 100000])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=default_rounds)
     parser.add_argument("--no-restore", action="store_true")
     args = parser.parse_args()
-    print("| lab users | rounds | floor s (min / median) | phone_compare s (min / median) | ratio (median, min) | peak MB floor / module |")
-    print("|---|---|---|---|---|---|")
+    print("| %s |" % " | ".join(header))
+    print("|%s" % ("---|" * len(header)))
     try:
         for count in args.counts:
-            row = bench(count, args.rounds)
-            print("| {users:,} | {rounds} | {floor_min:.2f} / {floor_median:.2f} | {module_min:.2f} / {module_median:.2f} | "
-                  "{ratio_median:.2f}, {ratio_min:.2f} | {floor_peak_mb:.0f} / {module_peak_mb:.0f} |".format(**row), flush=True)
-            print("  (sanity check, users whose numbers differ: floor %d, module value+format %d)"
-                  % (row["floor_differ"], row["module_value_or_format_differs"]), file=sys.stderr)
+            print_rows(count, args.rounds)
     finally:
         if not args.no_restore:
             lab("down")
             lab("up")
+
+
+def print_drift_row(count, rounds):
+    row = bench(count, rounds)
+    print("| {users:,} | {rounds} | {floor_min:.2f} / {floor_median:.2f} | {module_min:.2f} / {module_median:.2f} | "
+          "{ratio_median:.2f}, {ratio_min:.2f} | {floor_peak_mb:.0f} / {module_peak_mb:.0f} |".format(**row), flush=True)
+    print("  (sanity check, users whose numbers differ: floor %d, module value+format %d)"
+          % (row["floor_differ"], row["module_value_or_format_differs"]), file=sys.stderr)
+
+
+def main():
+    run_sizes(__doc__.splitlines()[0], 5, ("lab users", "rounds", "floor s (min / median)", "phone_compare s (min / median)",
+                                           "ratio (median, min)", "peak MB floor / module"), print_drift_row)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Like bench_drift.py it restarts the lab at each size (DIRSYNC_LAB_DIR chooses wh
 again afterwards unless --no-restore is given.
 """
 
-import argparse
 import glob
 import os
 import sys
@@ -27,7 +26,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_drift import lab, run_play, summary  # noqa: E402  pylint: disable=wrong-import-position
+from bench_drift import lab, run_play, run_sizes, summary  # noqa: E402  pylint: disable=wrong-import-position
 
 SCOPE = """        search_bases: "{{ entraid_ad_search_bases }}"
 """
@@ -63,22 +62,13 @@ def bench(count, rounds):
     return rows
 
 
+def print_memory_rows(count, rounds):
+    for row in bench(count, rounds):
+        print("| {users:,} | {module} | {rounds} | {min:.2f} / {median:.2f} | {peak_mb:.0f} |".format(**row), flush=True)
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[10000, 100000])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-restore", action="store_true")
-    args = parser.parse_args()
-    print("| lab users | module | rounds | seconds (min / median) | peak MB |")
-    print("|---|---|---|---|---|")
-    try:
-        for count in args.counts:
-            for row in bench(count, args.rounds):
-                print("| {users:,} | {module} | {rounds} | {min:.2f} / {median:.2f} | {peak_mb:.0f} |".format(**row), flush=True)
-    finally:
-        if not args.no_restore:
-            lab("down")
-            lab("up")
+    run_sizes(__doc__.splitlines()[0], 3, ("lab users", "module", "rounds", "seconds (min / median)", "peak MB"), print_memory_rows)
 
 
 if __name__ == "__main__":
