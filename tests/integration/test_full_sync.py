@@ -152,6 +152,15 @@ def test_cloud_sync_restart_makes_the_tenant_reflect_ad(lab, emulator, standin, 
     assert fact["engine"] == "cloud_sync" and fact["ran"] is True
 
 
+@pytest.fixture(params=["activity", "unrelated"])
+def provisioning_cycle_id(request, standin):
+    """Microsoft does not say how a provisioning-log event's cycleId relates to an execution: tested under both."""
+    standin.post("/options", {"options": {"provisioning_cycle_id": request.param}})
+    yield request.param
+    standin.post("/options", {"options": {"provisioning_cycle_id": "activity"}})
+
+
+@pytest.mark.usefixtures("provisioning_cycle_id")
 def test_cloud_sync_object_errors_are_reported_and_fail_only_when_asked(lab, emulator, standin, ad_user, playbook):
     # A cloud-only user holds the AD user's UPN: the full cycle cannot create the synced user.
     standin.post("/seed/users", {"users": [{"userPrincipalName": ad_user["upn"], "displayName": "cloud holder"}]})

@@ -529,6 +529,9 @@ def test_object_errors_end_a_cycle_with_entry_level_errors_and_provisioning_logs
     assert logs.status_code == 200, logs.text
     [event] = logs.json()["value"]
     assert event["cycleId"] == last["activityIdentifier"] and event["sourceIdentity"]["details"]["userPrincipalName"] == "taken@lab.test"
+    lab.control("POST", "/options", {"options": {"provisioning_cycle_id": "unrelated"}})
+    [unrelated] = lab.get("/v1.0/auditLogs/provisioning?$filter=jobId eq '%s'" % JOB_ID, token).json()["value"]
+    assert unrelated["cycleId"] != last["activityIdentifier"] and unrelated["changeId"] == unrelated["cycleId"]
     assert event["provisioningStatusInfo"]["errorInformation"]["errorCode"] == "AttributeValueMustBeUnique"
     assert lab.get("/v1.0/auditLogs/provisioning", lab.app_token(READER)).status_code == 403
 
@@ -595,7 +598,7 @@ def test_override_markers_kept_option_brings_the_override_back_when_the_flag_is_
     lab.control("POST", "/sync", {"type": "initial"})
     lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD"}]})
     assert lab.control("GET", "/options")["options"] == {"overrides_on_bypass": "cleared", "running_execution": "previous",
-                                                         "cloud_sync_bypass": "honoured"}
+                                                         "cloud_sync_bypass": "honoured", "provisioning_cycle_id": "activity"}
     lab.control("POST", "/options", {"options": {"overrides_on_bypass": "kept"}})
     lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": True}})
     full = lab.control("POST", "/sync", {"type": "initial"})

@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import re
+import uuid
 from urllib.parse import quote, unquote
 
 from . import state as state_module
@@ -630,9 +631,12 @@ class Graph:
 def provisioning_event(tenant, job, run, error):
     """A provisioningObjectSummary for one object error of a cycle."""
     upn = error.get("userPrincipalName")
+    # Microsoft does not say how cycleId relates to an execution: the execution's activityIdentifier, or unrelated.
+    related = tenant.options.get("provisioning_cycle_id") != "unrelated"
+    cycle_id = run["activity"] if related else str(uuid.uuid5(uuid.NAMESPACE_URL, "cycle:%s:%s" % (run["activity"], upn)))
     return {
         "id": "%s-%s" % (run["activity"], hashlib.sha1((error.get("distinguishedName") or "").encode()).hexdigest()[:12]),  # nosec - an id
-        "activityDateTime": error.get("time") or run["started"], "cycleId": run["activity"], "changeId": run["activity"],
+        "activityDateTime": error.get("time") or run["started"], "cycleId": cycle_id, "changeId": cycle_id,
         "jobId": job["id"] if job else None, "durationInMilliseconds": 0, "provisioningAction": "create",
         "provisioningStatusInfo": {"status": "failure", "errorInformation": {
             "errorCode": error.get("code") or "SynchronizationError", "errorCategory": "failure", "reason": error["error"],

@@ -62,9 +62,12 @@ COLLECTION_PROPERTIES = ("assignedLicenses", "assignedPlans", "businessPhones", 
 # ("previous") or the running one with an unset timeEnded ("placeholder").
 # cloud_sync_bypass: a Cloud Sync cycle honours bypassDirSyncOverridesEnabled as Entra Connect does ("honoured"), or
 # ignores it, so overrides stay in force in Cloud Sync cycles ("ignored"); Microsoft documents the flag for Entra Connect.
+# provisioning_cycle_id: a provisioning-log event's cycleId and changeId are the execution's activityIdentifier
+# ("activity") or ids unrelated to it ("unrelated").
 OPTION_CHOICES = {"overrides_on_bypass": ("cleared", "kept"), "running_execution": ("previous", "placeholder"),
-                  "cloud_sync_bypass": ("honoured", "ignored")}
-DEFAULT_OPTIONS = {"overrides_on_bypass": "cleared", "running_execution": "previous", "cloud_sync_bypass": "honoured"}
+                  "cloud_sync_bypass": ("honoured", "ignored"), "provisioning_cycle_id": ("activity", "unrelated")}
+DEFAULT_OPTIONS = {"overrides_on_bypass": "cleared", "running_execution": "previous", "cloud_sync_bypass": "honoured",
+                   "provisioning_cycle_id": "activity"}
 UNSET_DATE = "0001-01-01T00:00:00Z"
 
 
