@@ -92,8 +92,8 @@ class FakeGraph:
 
 @pytest.mark.parametrize("service_principal_id, answer, expected", [
     ("  ", {"value": []}, "cloud_sync_service_principal_id is empty"),
-    ("sp-1", GraphError("Forbidden: Authorization_RequestDenied", status=403), "the Cloud Sync jobs of service principal sp-1 "
-                                                                              "cannot be read: Forbidden"),
+    ("sp-1", GraphError("Forbidden: Authorization_RequestDenied", status=403),
+     "the Cloud Sync jobs of service principal sp-1 cannot be read: Forbidden"),
     ("sp-1", {"value": []}, "service principal sp-1 has no synchronization job"),
     ("sp-1", {"value": [{"id": "AD2AADProvisioning.x"}]}, None),
 ])
