@@ -598,7 +598,8 @@ def test_override_markers_kept_option_brings_the_override_back_when_the_flag_is_
     lab.control("POST", "/sync", {"type": "initial"})
     lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "ann@lab.test", "mobilePhone": "+1 CLOUD"}]})
     assert lab.control("GET", "/options")["options"] == {"overrides_on_bypass": "cleared", "running_execution": "previous",
-                                                         "cloud_sync_bypass": "honoured", "provisioning_cycle_id": "activity"}
+                                                         "cloud_sync_bypass": "honoured", "provisioning_cycle_id": "activity",
+                                                         "delta_minimal": "honoured", "delta_unselected_changes": "skipped"}
     lab.control("POST", "/options", {"options": {"overrides_on_bypass": "kept"}})
     lab.control("POST", "/features", {"features": {"bypassDirSyncOverridesEnabled": True}})
     full = lab.control("POST", "/sync", {"type": "initial"})
@@ -719,3 +720,97 @@ def test_fault_token_lifetime_expires_tokens_early(lab):
     assert response.status_code == 401 and graph_error(response)[1] == "Lifetime validation failed, the token is expired."
     lab.control("DELETE", "/faults")
     assert lab.get("/v1.0/users", lab.app_token()).status_code == 200
+
+
+# Users delta query (https://learn.microsoft.com/graph/api/user-delta)
+
+DELTA_SELECT = "id,userPrincipalName,mobilePhone,jobTitle,onPremisesSyncEnabled"
+
+
+def delta_round(lab, token, url, headers=None):
+    """Every item of one delta round -> (items, deltaLink); asserts a page has a nextLink or a deltaLink, never both."""
+    items = []
+    while True:
+        response = lab.get(url, token, headers=dict(headers or {}))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert ("@odata.nextLink" in body) != ("@odata.deltaLink" in body)
+        items.extend(body["value"])
+        if "@odata.deltaLink" in body:
+            return items, body["@odata.deltaLink"]
+        url = body["@odata.nextLink"]
+        assert "$skiptoken=" in url and "$select" not in url  # the query travels in the token
+
+
+def test_delta_initial_round_then_changes_and_removals(lab):
+    lab.seed([synced(index) for index in range(250)] + [{"userPrincipalName": "cloud@lab.test", "jobTitle": "Clerk"}])
+    token = lab.app_token()
+    initial, delta_link = delta_round(lab, token, "/v1.0/users/delta?$select=" + DELTA_SELECT)
+    by_upn = {item["userPrincipalName"]: item for item in initial}
+    assert len(initial) == len(by_upn) == 254  # the 250, the cloud user and the 3 configured accounts
+    assert by_upn["user00007@lab.test"]["mobilePhone"] == "+1 555 0007"
+    assert "mobilePhone" not in by_upn["cloud@lab.test"]  # never set: left out
+    assert "$deltatoken=" in delta_link
+    unchanged, delta_link = delta_round(lab, token, delta_link)
+    assert unchanged == []
+    ids = {item["userPrincipalName"]: item["id"] for item in initial}
+    lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "user00003@lab.test", "mobilePhone": "+1 new"}]})
+    assert lab.patch("/v1.0/users/cloud@lab.test", {"jobTitle": None}, token).status_code == 204
+    lab.control("POST", "/seed/delete", {"ids": [ids["user00004@lab.test"]]})
+    lab.control("POST", "/seed/delete", {"ids": [ids["user00005@lab.test"]], "reason": "deleted"})
+    lab.seed([synced(900)])
+    changes, delta_link = delta_round(lab, token, delta_link)
+    by_id = {item["id"]: item for item in changes}
+    assert set(by_id) == {ids["user00003@lab.test"], ids["cloud@lab.test"], ids["user00004@lab.test"], ids["user00005@lab.test"],
+                          lab.get("/v1.0/users/user00900@lab.test", token).json()["id"]}
+    # Without Prefer: return=minimal, an updated user carries every selected property it has; a cleared one as null.
+    assert by_id[ids["user00003@lab.test"]]["mobilePhone"] == "+1 new"
+    assert by_id[ids["user00003@lab.test"]]["userPrincipalName"] == "user00003@lab.test"
+    assert by_id[ids["cloud@lab.test"]]["jobTitle"] is None
+    assert by_id[ids["user00004@lab.test"]] == {"id": ids["user00004@lab.test"], "@removed": {"reason": "changed"}}
+    assert by_id[ids["user00005@lab.test"]]["@removed"] == {"reason": "deleted"}
+    assert delta_round(lab, token, delta_link)[0] == []
+
+
+@pytest.mark.parametrize("minimal", ["honoured", "ignored"])
+def test_delta_prefer_minimal_returns_only_changed_properties_where_honoured(lab, minimal):
+    lab.control("POST", "/options", {"options": {"delta_minimal": minimal}})
+    lab.seed([synced(1)])
+    token = lab.app_token()
+    dummy, delta_link = delta_round(lab, token, "/v1.0/users/delta?$select=" + DELTA_SELECT)
+    lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "user00001@lab.test", "mobilePhone": "+1 new"}]})
+    response = lab.get(delta_link, token, headers={"Prefer": "return=minimal"})
+    [item] = response.json()["value"]
+    if minimal == "honoured":
+        assert set(item) == {"id", "mobilePhone"} and response.headers["Preference-Applied"] == "return=minimal"
+    else:
+        assert item["userPrincipalName"] == "user00001@lab.test" and "Preference-Applied" not in response.headers
+    assert item["mobilePhone"] == "+1 new"
+
+
+@pytest.mark.parametrize("unselected", ["skipped", "returned"])
+def test_delta_change_of_an_unselected_property_is_an_option(lab, unselected):
+    lab.control("POST", "/options", {"options": {"delta_unselected_changes": unselected}})
+    lab.seed([{"userPrincipalName": "cloud@lab.test", "mobilePhone": "+1 1"}])
+    token = lab.app_token()
+    dummy, delta_link = delta_round(lab, token, "/v1.0/users/delta?$select=id,mobilePhone")
+    assert lab.patch("/v1.0/users/cloud@lab.test", {"department": "Sales"}, token).status_code == 204
+    items, dummy = delta_round(lab, token, delta_link)
+    assert [item.get("mobilePhone") for item in items] == ([] if unselected == "skipped" else ["+1 1"])
+
+
+def test_delta_latest_token_expiry_and_bad_queries(lab):
+    lab.seed([synced(1)])
+    token = lab.app_token()
+    latest = lab.get("/v1.0/users/delta?$deltatoken=latest&$select=id,mobilePhone", token).json()
+    assert latest["value"] == [] and "$deltatoken=" in latest["@odata.deltaLink"]  # "sync from now": no resource data
+    lab.control("POST", "/seed/overrides", {"overrides": [{"userPrincipalName": "user00001@lab.test", "mobilePhone": "+1 new"}]})
+    items, delta_link = delta_round(lab, token, latest["@odata.deltaLink"])
+    assert [set(item) for item in items] == [{"id", "mobilePhone"}]
+    assert lab.get("/v1.0/users/microsoft.graph.delta()?$select=id", token).status_code == 200  # the SDKs' spelling
+    lab.control("POST", "/delta/expire", {})
+    expired = lab.get(delta_link, token)
+    assert expired.status_code == 400 and graph_error(expired)[0] == "syncStateNotFound"
+    assert graph_error(lab.get("/v1.0/users/delta?$deltatoken=forged", token))[0] == "badRequest"
+    for query in ("$top=5", "$filter=onPremisesSyncEnabled eq true", "$orderby=displayName"):
+        assert lab.get("/v1.0/users/delta?" + query, token).status_code == 400

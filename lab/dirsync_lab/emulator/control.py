@@ -34,6 +34,7 @@ class Control:
         add("POST", "/seed/users", self.seed_users)
         add("POST", "/seed/overrides", self.seed_overrides)
         add("POST", "/seed/delete", self.seed_delete)
+        add("POST", "/delta/expire", self.expire_delta)
         add("GET", "/faults", self.list_faults)
         add("POST", "/faults", self.add_faults)
         add("DELETE", "/faults", self.clear_faults)
@@ -164,15 +165,25 @@ class Control:
         body = self._body(request)
         tenant = self._tenant(body.get("tenant"))
         deleted, missing = [], []
+        reason = body.get("reason", "changed")
+        if reason not in ("changed", "deleted"):
+            raise _error(400, "reason must be 'changed' (soft-deleted) or 'deleted' (permanently), not %r." % reason)
         with tenant.lock:
             for key in body.get("ids") or []:
                 user = tenant.find_user(key)
                 if user is None:
                     missing.append(key)
                 else:
-                    tenant.remove_user(user.id)
+                    tenant.remove_user(user.id, reason)
                     deleted.append(user.id)
         return Response(200, {"deleted": deleted, "missing": missing})
+
+    def expire_delta(self, request):
+        """Expire every delta token issued so far, as Graph does after 7 days (the next use answers syncStateNotFound)."""
+        tenant = self._tenant(self._body(request).get("tenant"))
+        with tenant.lock:
+            tenant.delta_generation += 1
+        return Response(200, {"tenant": tenant.id, "delta_generation": tenant.delta_generation})
 
     def list_faults(self, request):
         return Response(200, {"rules": self.faults.dump()})

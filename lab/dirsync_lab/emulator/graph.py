@@ -273,12 +273,15 @@ class Graph:
         self.base = base
         self.sync = sync
         self._skip_key = os.urandom(16)
+        # Delta tokens of an earlier emulator process name changes it no longer knows: they are expired.
+        self._epoch = uuid.uuid4().hex
         self.router = Router()
         add = self.router.add
         add("GET", r"/v1\.0/directory/onPremisesSynchronization", self.list_sync)
         add("GET", r"/v1\.0/directory/onPremisesSynchronization/(?P<object_id>[^/]+)", self.get_sync)
         add("PATCH", r"/v1\.0/directory/onPremisesSynchronization/(?P<object_id>[^/]+)", self.patch_sync)
         add("GET", r"/v1\.0/users", self.list_users)
+        add("GET", r"/v1\.0/users/(?:microsoft\.graph\.)?delta(?:\(\))?", self.users_delta)
         add("GET", r"/v1\.0/users/(?P<key>[^/]+)", self.get_user)
         add("PATCH", r"/v1\.0/users/(?P<key>[^/]+)", self.patch_user)
         add("GET", r"/v1\.0/me", self.get_me)
@@ -468,6 +471,112 @@ class Graph:
             query = "&".join("%s=%s" % (quote(key, safe="$"), quote(value, safe="$,")) for key, value in params)
             body["@odata.nextLink"] = "%s/v1.0/users?%s" % (self.base(), query)
         return Response(200, body)
+
+    # The users delta query (https://learn.microsoft.com/graph/api/user-delta, https://learn.microsoft.com/graph/delta-query-users,
+    # https://learn.microsoft.com/graph/delta-query-overview). A round walks the users changed after the token's change
+    # number ``since`` (every present user for an initial round), then the users removed after it; its deltaLink carries
+    # the change number at the round's start, so a change made while the round is paged is reported again next round.
+    DELTA_PAGE_SIZE = 100  # Microsoft documents no page size for delta
+
+    def _delta_token(self, tenant, since, select, phase=0, position=0):
+        payload = [self._epoch, tenant.delta_generation, since, select, phase, position]
+        text = base64.urlsafe_b64encode(json.dumps(payload).encode("ascii")).rstrip(b"=").decode("ascii")
+        return "%s.%s" % (text, hmac.new(self._skip_key, text.encode("ascii"), hashlib.sha256).hexdigest()[:16])
+
+    def _read_delta_token(self, tenant, token):
+        text, _dot, mac = token.partition(".")
+        expected = hmac.new(self._skip_key, text.encode("ascii", "replace"), hashlib.sha256).hexdigest()[:16]
+        try:
+            if not hmac.compare_digest(mac, expected):
+                raise ValueError("signature")
+            epoch, generation, since, select, phase, position = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        except (ValueError, TypeError) as exc:
+            raise bad_request("Badly formed token: use the @odata.nextLink or @odata.deltaLink unchanged.", code="badRequest") from exc
+        if epoch != self._epoch or generation != tenant.delta_generation:
+            # What Graph answers once a delta link has expired (7 days for directory objects):
+            # https://devblogs.microsoft.com/microsoft365dev/duration-of-change-tracking-tokens-for-identity-and-education-resources/
+            raise HttpError(400, "syncStateNotFound", "The sync state generation is not found. The delta token is expired and data "
+                                                      "must be synchronized again.")
+        return since, list(select), int(phase), int(position)
+
+    def users_delta(self, request):
+        tenant, claims = self._auth(request)
+        self._require(claims, READ_USERS)
+        for unsupported in ("$top", "$orderby", "$search", "$count", "$filter", "$skip"):
+            if request.arg(unsupported) is not None:
+                raise bad_request("The lab emulator's users delta query supports $select, $deltatoken and $skiptoken only, not %s."
+                                  % unsupported, code="badRequest")
+        delta, skip = request.arg("$deltatoken"), request.arg("$skiptoken")
+        with tenant.lock:
+            now = state_module.next_change()
+            if delta == "latest":
+                # "Sync from now": no resource data, only a deltaLink for changes from here on.
+                return Response(200, {"@odata.context": self._context("users(%s)" % ",".join(self._select(request))), "value": [],
+                                      "@odata.deltaLink": self._delta_link(tenant, now, self._select(request))})
+            if skip is not None:
+                since, select, phase, position = self._read_delta_token(tenant, skip)
+                upto = None
+            elif delta is not None:
+                since, select, dummy_phase, dummy_position = self._read_delta_token(tenant, delta)
+                phase, position, upto = 0, 0, now
+            else:
+                since, select, phase, position, upto = 0, self._select(request), 0, 0, now
+            if skip is not None:
+                # The round's end is fixed at its start and travels in the skip token's "since" slot of the next page.
+                since, upto = since
+            minimal = ((request.header("Prefer") or "").lower().replace(" ", "") == "return=minimal" and since > 0
+                       and tenant.options["delta_minimal"] == "honoured")
+            items, phase, position = self._delta_page(tenant, since, select, phase, position, minimal)
+        body = {"@odata.context": self._context("users(%s)" % ",".join(select)), "value": items}
+        if phase < 2:
+            body["@odata.nextLink"] = "%s/v1.0/users/delta?$skiptoken=%s" % (
+                self.base(), self._delta_token(tenant, [since, upto], select, phase, position))
+        else:
+            body["@odata.deltaLink"] = self._delta_link(tenant, upto, select)
+        headers = {"Preference-Applied": "return=minimal"} if minimal else {}
+        return Response(200, body, headers=headers)
+
+    def _delta_link(self, tenant, since, select):
+        return "%s/v1.0/users/delta?$deltatoken=%s" % (self.base(), self._delta_token(tenant, since, select))
+
+    def _delta_page(self, tenant, since, select, phase, position, minimal):
+        """Up to DELTA_PAGE_SIZE items from (phase, position): phase 0 walks ``order``, 1 the removals, 2 is the end."""
+        items = []
+        only_selected = tenant.options["delta_unselected_changes"] == "skipped"
+        while phase == 0 and len(items) < self.DELTA_PAGE_SIZE:
+            if position >= len(tenant.order):
+                phase, position = 1, 0
+                break
+            user = tenant.users.get(tenant.order[position])
+            position += 1
+            if user is None or user.props.latest <= since:
+                continue
+            props = user.props
+            if since and only_selected and max(props.changed_at(name) for name in select) <= since:
+                continue
+            item = {"id": user.id}
+            for name in select:
+                value = state_module.property_value(props, name)
+                if minimal:
+                    # Only what changed since the token ("Prefer: return=minimal" on the user-delta page).
+                    if props.changed_at(name) > since and (value not in (None, []) or name in props.changed):
+                        item[name] = value
+                elif value not in (None, []) or name in props.changed:
+                    # A property never set is left out; one set to null since is included as null (user-delta page).
+                    item[name] = value
+            items.append(item)
+        while phase == 1 and len(items) < self.DELTA_PAGE_SIZE:
+            if position >= len(tenant.removed):
+                phase, position = 2, 0
+                break
+            seq, user_id, reason = tenant.removed[position]
+            position += 1
+            # An initial round lists no removals: "resources deleted before the initial delta query aren't returned".
+            if since and seq > since and user_id not in tenant.users:
+                items.append({"id": user_id, "@removed": {"reason": reason}})
+        if phase == 1 and position >= len(tenant.removed):
+            phase = 2
+        return items, phase, position
 
     @staticmethod
     def _orderby(raw):

@@ -6,6 +6,7 @@ Deleted ids stay in ``order`` and are skipped; ``order`` is rebuilt only by a re
 """
 
 import datetime
+import itertools
 import threading
 import uuid
 
@@ -64,10 +65,15 @@ COLLECTION_PROPERTIES = ("assignedLicenses", "assignedPlans", "businessPhones", 
 # ignores it, so overrides stay in force in Cloud Sync cycles ("ignored"); Microsoft documents the flag for Entra Connect.
 # provisioning_cycle_id: a provisioning-log event's cycleId and changeId are the execution's activityIdentifier
 # ("activity") or ids unrelated to it ("unrelated").
+# delta_minimal: the users delta query honours "Prefer: return=minimal" (only changed properties) or ignores it
+# (every selected property, as without the header).
+# delta_unselected_changes: a user whose only changes since the token are in properties that were not selected is
+# left out of the delta ("skipped") or returned ("returned").
 OPTION_CHOICES = {"overrides_on_bypass": ("cleared", "kept"), "running_execution": ("previous", "placeholder"),
-                  "cloud_sync_bypass": ("honoured", "ignored"), "provisioning_cycle_id": ("activity", "unrelated")}
+                  "cloud_sync_bypass": ("honoured", "ignored"), "provisioning_cycle_id": ("activity", "unrelated"),
+                  "delta_minimal": ("honoured", "ignored"), "delta_unselected_changes": ("skipped", "returned")}
 DEFAULT_OPTIONS = {"overrides_on_bypass": "cleared", "running_execution": "previous", "cloud_sync_bypass": "honoured",
-                   "provisioning_cycle_id": "activity"}
+                   "provisioning_cycle_id": "activity", "delta_minimal": "honoured", "delta_unselected_changes": "skipped"}
 UNSET_DATE = "0001-01-01T00:00:00Z"
 
 
@@ -92,6 +98,52 @@ DEFAULT_SELECT = ("businessPhones", "displayName", "givenName", "jobTitle", "mai
                   "preferredLanguage", "surname", "userPrincipalName", "id")
 
 
+# One change sequence for the whole emulator: the users delta query reports what changed after a number of it.
+# next() on itertools.count is atomic in CPython.
+_CHANGES = itertools.count(1)
+
+
+def next_change():
+    return next(_CHANGES)
+
+
+class TrackedProps(dict):
+    """A user's properties that remember when each one last changed (a number of the change sequence).
+
+    ``created`` is the change number of the object's creation (or restore); ``changed`` holds only properties written
+    with a different value since then, so 100,000 untouched users cost one integer each.
+    """
+
+    __slots__ = ("created", "changed", "latest")
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.restamp()
+
+    def restamp(self):
+        """Every property counts as new from now on (a user added or restored)."""
+        self.created = self.latest = next_change()
+        self.changed = {}
+
+    def __setitem__(self, key, value):
+        if key in self and self[key] == value and type(self[key]) is type(value):
+            return
+        super().__setitem__(key, value)
+        self.changed[key] = self.latest = next_change()
+
+    def update(self, *args, **kwargs):  # pylint: disable=arguments-differ
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def changed_at(self, name):
+        return self.changed.get(name, self.created)
+
+
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -103,16 +155,16 @@ class User:
     __slots__ = ("props", "alternate_mobile_phones", "overrides", "password", "roles", "mfa_required", "source")
 
     def __init__(self, props, alternate_mobile_phones=None, overrides=None, password=None, roles=None, mfa_required=False):
-        self.props = {name: None for name in USER_PROPERTIES}
-        self.props["businessPhones"] = []
-        self.props["userType"] = "Member"
-        self.props["accountEnabled"] = True
-        self.props.update(props)
-        self.props.setdefault("id", None)
-        if not self.props["id"]:
-            self.props["id"] = str(uuid.uuid4())
-        if not self.props.get("createdDateTime"):
-            self.props["createdDateTime"] = utcnow()
+        initial = {name: None for name in USER_PROPERTIES}
+        initial["businessPhones"] = []
+        initial["userType"] = "Member"
+        initial["accountEnabled"] = True
+        initial.update(props)
+        if not initial.get("id"):
+            initial["id"] = str(uuid.uuid4())
+        if not initial.get("createdDateTime"):
+            initial["createdDateTime"] = utcnow()
+        self.props = TrackedProps(initial)
         self.alternate_mobile_phones = list(alternate_mobile_phones or [])
         self.overrides = set(overrides or ())
         self.password = password
@@ -188,6 +240,9 @@ class Tenant:
                                  "schedule": {"expiration": None, "interval": "PT2M", "state": "Active"}, "run_id": None}
         self.runs = []
         self.watermark = None
+        # Users removed, for the delta query: (change number, id, reason). A delta token of an older generation is expired.
+        self.removed = []
+        self.delta_generation = 0
         for account in config.get("users", []):
             props = {key: value for key, value in account.items() if key not in ("password", "roles", "mfa_required")}
             props.setdefault("onPremisesSyncEnabled", None)
@@ -214,16 +269,20 @@ class Tenant:
             raise ValueError("a user needs a userPrincipalName")
         if upn in self.by_upn or user.id in self.users:
             raise ValueError("a user with userPrincipalName %s or id %s exists already" % (user.props["userPrincipalName"], user.id))
+        user.props.restamp()
         self.users[user.id] = user
         self.order.append(user.id)
         self.by_upn[upn] = user.id
         if user.props.get("onPremisesImmutableId"):
             self.by_immutable[user.props["onPremisesImmutableId"]] = user.id
 
-    def remove_user(self, user_id):
+    def remove_user(self, user_id, reason="changed"):
+        """Remove a user; the delta query reports it with ``@removed`` and ``reason`` ("changed": soft-deleted, restorable
+        for 30 days, as deletions by the sync engine are; "deleted": gone for good)."""
         user = self.users.pop(user_id, None)
         if user is None:
             return None
+        self.removed.append((next_change(), user_id, reason))
         self.by_upn.pop((user.props.get("userPrincipalName") or "").lower(), None)
         immutable = user.props.get("onPremisesImmutableId")
         if immutable and self.by_immutable.get(immutable) == user_id:
