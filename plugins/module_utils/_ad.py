@@ -52,7 +52,7 @@ AUTH_PROTOCOLS = ("simple", "kerberos")
 BINARY_ATTRIBUTES = frozenset((
     "objectguid", "objectsid", "ms-ds-consistencyguid", "sidhistory", "tokengroups",
     "thumbnailphoto", "jpegphoto", "usercertificate", "msexchmailboxguid", "msds-generationid",
-    "schemaidguid", "attributesecurityguid",
+    "schemaidguid", "attributesecurityguid", "invocationid",
 ))
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
@@ -688,13 +688,13 @@ class ADClient:
                           "if the domain controller was busy or unavailable, run the task again." % (doing, _result_text(result)),
                           ldap_result=_result_text(result))
 
-    def paged_search(self, base, ldap_filter, attributes, scope="subtree", page_size=1000):
-        """Yield every matching entry, paging past AD's 1,000-entry limit."""
+    def paged_search(self, base, ldap_filter, attributes, scope="subtree", page_size=1000, controls=None):
+        """Yield every matching entry, paging past AD's 1,000-entry limit. ``controls``: more LDAP controls, as ldap3 takes them."""
         ldap_scope = {"subtree": ldap3.SUBTREE, "level": ldap3.LEVEL, "base": ldap3.BASE}[scope]
         cookie = None
         while True:
             result, entries = self._search(base or self.base_dn, ldap_filter, ldap_scope, attributes,
-                                           paged_size=page_size, paged_cookie=cookie)
+                                           paged_size=page_size, paged_cookie=cookie, controls=list(controls or ()) or None)
             if result.get("result") == 32:
                 raise ADError("The search base %r does not exist in AD. Check the DN (search_base)." % (base or self.base_dn))
             self._check(result, "searching %s under %r" % (ldap_filter, base or self.base_dn))
@@ -878,18 +878,20 @@ def partition_filters(count):
     return filters
 
 
-def parallel_paged_search(ad, searches, attributes, connections=1, page_size=1000):
+def parallel_paged_search(ad, searches, attributes, connections=1, page_size=1000, servers_used=None):
     """Yield every entry of ``searches`` (``(base, filter)`` pairs), reading them over up to ``connections`` connections.
 
     ``ad`` is a connected ``ADClient``; the others are opened with ``ADClient.another_connection`` and closed at the end.
     Each connection runs one search at a time, so a domain controller sees at most ``connections`` searches from a run.
     Entries come in no fixed order, a page at a time; the first failure stops the others and is raised. Closing the
-    generator early stops the reads.
+    generator early stops the reads. ``servers_used``, a list, gets ``(host, reconnections)`` of every connection that read.
     """
     searches = list(searches)
+    used = servers_used if servers_used is not None else []
     if connections <= 1 or len(searches) <= 1:
         for base, ldap_filter in searches:
             yield from ad.paged_search(base, ldap_filter, attributes, page_size=page_size)
+        used.append((ad.host, len(ad.reconnections)))
         return
     todo = queue.Queue()
     for search in searches:
@@ -926,6 +928,7 @@ def parallel_paged_search(ad, searches, attributes, connections=1, page_size=100
         except Exception as exc:  # pylint: disable=broad-exception-caught
             put(exc)  # raised by the consumer, which stops the others
         finally:
+            used.append((client.host, len(client.reconnections)))
             if own:
                 client.close()
             put(done)

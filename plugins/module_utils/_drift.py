@@ -136,7 +136,7 @@ def ad_user_from_entry(entry):
     )
 
 
-def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, attributes=AD_ATTRIBUTES):
+def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, attributes=AD_ATTRIBUTES, servers_used=None):
     """Yield an ``ADUser`` for every user under ``bases`` (subtree) matching ``ldap_filter``.
 
     ``ad`` is a connected ``ADClient``. With ``connections`` above 1 the scope is read as several disjoint partitions
@@ -148,7 +148,8 @@ def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, at
     searches = [(base, search_filter if part is None else "(&%s%s)" % (search_filter, part))
                 for base in bases for part in _ad.partition_filters(per_base)]
     seen = set()
-    for entry in _ad.parallel_paged_search(ad, searches, attributes, connections=connections, page_size=page_size):
+    for entry in _ad.parallel_paged_search(ad, searches, attributes, connections=connections, page_size=page_size,
+                                           servers_used=servers_used):
         user = ad_user_from_entry(entry)
         key = user.guid or user.dn.lower()
         if key in seen:

@@ -24,8 +24,11 @@ description:
     V(ambiguous) (two AD users claim one anchor; the row carries the cloud user of that anchor).
   - AD C(otherMobile) is reported from AD only. No Microsoft Graph API returns the cloud's alternate mobile phones, so it
     cannot be compared.
-  - Both directories are read at the same time and streamed; memory grows with the number of users (291 MB peak for
-    100,000 lab users, measured by C(make bench)).
+  - Both directories are read at the same time and streamed; memory grows with the number of users (see
+    C(docs/drift-report.md) for the figures C(make bench) and C(make bench-memory) printed).
+  - With O(state_file), a repeat run reads only what changed since the last one (AD C(uSNChanged) watermarks, the Graph
+    users delta query) and gives the same report a full read would; RV(read) says how each directory was read and why
+    a full read was needed.
   - The report is written to O(report_csv) and/or O(report_json) on the host that runs the module, also in check mode.
     Nothing changes in AD or Entra ID, so the task never reports a change.
 author:
@@ -53,6 +56,28 @@ options:
   report_in_sync:
     description:
       - Also list users whose numbers are in sync in the reports. They are always counted.
+    type: bool
+    default: false
+  state_file:
+    description:
+      - Path of a private state file (mode C(0600); it holds the users' numbers) that makes repeat runs incremental.
+      - The first run reads both directories in full and writes it. Later runs read from AD only the users whose
+        C(uSNChanged) is above the watermark (changed, moved or deleted since) and from Graph the users delta query since
+        the last delta link, apply those changes to the users kept in the file, and classify them as a full read would.
+      - A directory is read in full again, and the reason returned in RV(read), when the file is missing, unreadable,
+        for another tenant, O(search_bases) or O(ldap_filter), or older than 6 days (Graph's delta links expire after
+        7); when the run is on another domain controller than the last one or the controller was restored from a
+        backup (a new C(invocationId)); when an OU or container in the scope changed (a rename or move changes its
+        users' DNs without changing them); when O(ldap_filter) tests a back-link such as C(memberOf); and when Graph
+        answers that the delta link expired.
+      - Use one state file per tenant and scope. One that group or others can write, or that another user owns, is
+        refused, as it decides what the report says.
+      - A missing directory is created with mode C(0700). The file is written in check mode too, like the reports.
+    type: path
+  full_read:
+    description:
+      - Read both directories in full even when O(state_file) would allow an incremental read; the state file is then
+        written again.
     type: bool
     default: false
   max_differences:
@@ -94,6 +119,14 @@ EXAMPLES = r"""
 - name: Show the counts per class
   ansible.builtin.debug:
     var: drift.counts
+
+- name: A nightly drift report that reads only what changed since the last night
+  entraid.dirsync.phone_compare:
+    search_bases:
+      - OU=Sync,OU=Corp,DC=contoso,DC=com
+    state_file: /var/lib/dirsync/drift-state.json
+    report_csv: /var/lib/dirsync/drift.csv
+  register: nightly
 
 - name: Compare only the Sales department
   entraid.dirsync.phone_compare:
@@ -222,6 +255,30 @@ differences_truncated:
   returned: success
   type: bool
   sample: false
+read:
+  description:
+    - How each directory was read. Returned when O(state_file) is set.
+  returned: when O(state_file) is set
+  type: dict
+  contains:
+    state_file:
+      description: Absolute path of the state file written.
+      type: str
+    ad:
+      description: V(full) or V(incremental).
+      type: str
+    entra:
+      description: V(full) or V(incremental).
+      type: str
+    full_read_reasons:
+      description: Why a directory was read in full, in words; empty after an incremental read of both.
+      type: list
+      elements: str
+  sample:
+    state_file: /var/lib/dirsync/drift-state.json
+    ad: incremental
+    entra: incremental
+    full_read_reasons: []
 report_csv:
   description: Absolute path of the CSV report written, or null.
   returned: success
@@ -236,7 +293,7 @@ report_json:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _files
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _drift_state, _files
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
@@ -263,10 +320,17 @@ def work(module):
     params = module.params
     bases = _check_params(params)
     _prepare_reports(params)
+    if params["state_file"]:
+        _drift_state.check_state_file(params["state_file"])
     include_in_sync = params["report_in_sync"]
     graph = graph_client_from_module(module)
+    read = None
     with ADClient(params) as ad:
-        ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
+        if params["state_file"]:
+            ad_users, entra_users, read = _drift_state.read_both(ad, graph, params, bases, params["state_file"],
+                                                                 full_read=params["full_read"])
+        else:
+            ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
     drift = _drift.pair_and_classify(ad_users, entra_users, include_in_sync=include_in_sync)
     del ad_users, entra_users  # only the rows are needed from here on
     tenant_id = graph.tenant_id
@@ -276,7 +340,8 @@ def work(module):
     json_path = _drift.write_json(params["report_json"], header, drift.rows) if params["report_json"] else None
     differing = [row for row in drift.rows if row.Class != "in_sync"]
     limit = params["max_differences"]
-    return {
+    result = {} if read is None else {"read": read}
+    result.update({
         "changed": False,
         "tenant_id": tenant_id,
         "counts": drift.counts,
@@ -286,7 +351,8 @@ def work(module):
         "differences_truncated": len(differing) > limit,
         "report_csv": csv_path,
         "report_json": json_path,
-    }
+    })
+    return result
 
 
 def main():
@@ -298,6 +364,8 @@ def main():
         report_json=dict(type="path"),
         report_in_sync=dict(type="bool", default=False),
         max_differences=dict(type="int", default=50),
+        state_file=dict(type="path"),
+        full_read=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, work)

@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) entraid.dirsync contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Incremental drift reads: a repeat run reads only what changed since the last one.
+
+A private state file (mode 0600) keeps, per tenant and scope, each directory's watermark and the users of the last
+run, exactly as a full read returned them (``ADUser`` / ``EntraUser``). A repeat run applies the changes to them, so
+``pair_and_classify`` sees what a full read would have given and the report is the same.
+
+- AD: ``uSNChanged`` watermarks, as Microsoft's "Polling for changes using USNChanged" describes: the
+  ``highestCommittedUSN`` read before the search, kept with the domain controller's ``dsServiceName`` and
+  ``invocationId`` (a watermark is only valid on that controller, and not after it was restored from a backup).
+  Changed users in the scope are read again; users changed anywhere in the domain, deleted ones included (Show
+  Deleted control), that are no longer in the scope are dropped. Renaming or moving an OU changes its users' DNs
+  without changing the users, so a changed OU or container in or around the scope means a full AD read; so does a
+  filter on a back-link such as ``memberOf`` (joining a group changes the group, not the user).
+- Graph: the users delta query. A full read first asks for a ``$deltatoken=latest`` link ("sync from now"), then
+  lists the synced users; a repeat run follows that link. Delta links expire after 7 days (``syncStateNotFound``),
+  and so does the state: an older one, or one for another tenant or scope, means a full read.
+
+Any doubt means a full read of that directory, never a guess: the result says which directory was read how, and why.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _files, _identity
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import GraphError, InvalidInput
+
+STATE_KIND = "entraid.dirsync phone_compare state"
+STATE_VERSION = 1
+# Graph's delta links for directory objects live 7 days; a day of margin.
+MAX_STATE_AGE = datetime.timedelta(days=6)
+SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID, so deletions are seen
+CONTAINER_FILTER = "(|(objectClass=organizationalUnit)(objectClass=container))"
+# Back-link attributes change when the object they point from changes, not the user: a filter on them cannot be tracked.
+# AD names most back-links ...BL (msDS-MembersForAzRoleBL); these are the common exceptions.
+BACK_LINKS = ("memberof", "directreports", "managedobjects", "masteredby", "netbootscp", "serverreferencebl")
+_FILTER_ATTRIBUTE = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]*)\s*(?::[^=()]*)?[~<>]?=")
+DELTA_SELECT = _drift.ENTRA_SELECT + ("onPremisesSyncEnabled",)
+DELTA_EXPIRED_CODES = ("syncStateNotFound", "resyncRequired")
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def scope_key(tenant_id, bases, ldap_filter):
+    """What a state file is valid for: the tenant, the search bases (any order, any case) and the filter."""
+    return {"tenant_id": (tenant_id or "").lower(), "search_bases": sorted(base.lower() for base in bases),
+            "ldap_filter": (ldap_filter or "").strip() or None}
+
+
+def load(path, key):
+    """The state at ``path`` when it is usable for ``key`` -> (state or None, reason it is not used or None).
+
+    A state file that others could have written is refused (InvalidInput): it decides what the report says.
+    """
+    if not os.path.lexists(path):
+        return None, "no state file yet (the first run reads both directories in full and writes it)"
+    _files.check_private_file(path, "state file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError) as exc:
+        return None, "the state file could not be read (%s); it is written again" % exc
+    if not isinstance(state, dict) or state.get("kind") != STATE_KIND or state.get("version") != STATE_VERSION:
+        return None, "the state file is not a phone_compare state of version %d; it is written again" % STATE_VERSION
+    if state.get("scope") != key:
+        return None, "the state file is for another tenant, search bases or ldap_filter; it is written again"
+    try:
+        written = datetime.datetime.strptime(state["written_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        return None, "the state file has no valid written_at; it is written again"
+    if _now() - written > MAX_STATE_AGE:
+        return None, "the state file is older than %d days (Graph's delta links expire after 7)" % MAX_STATE_AGE.days
+    return state, None
+
+
+def save(path, key, ad_state, entra_state):
+    """Write the state atomically (mode 0600: it holds phone numbers); a side whose watermark is not valid is left out."""
+    def write(handle):
+        handle.write('{"kind": %s, "version": %d, "written_at": %s, "scope": %s,\n' % (
+            json.dumps(STATE_KIND), STATE_VERSION, json.dumps(_now().strftime("%Y-%m-%dT%H:%M:%SZ")), json.dumps(key)))
+        for name, side in (("ad", ad_state), ("entra", entra_state)):
+            if side is None:
+                handle.write('"%s": null,\n' % name)
+                continue
+            users = side.pop("users")
+            handle.write('"%s": {"watermark": %s, "users": [' % (name, json.dumps(side)))
+            for position, user in enumerate(users):
+                handle.write("%s\n%s" % ("," if position else "", json.dumps(list(user), ensure_ascii=False)))
+            handle.write("]},\n")
+        handle.write('"end": true}\n')
+    _files.ensure_directory(path, "state file")
+    return _files.atomic_write(path, write, what="state file")
+
+
+# -- AD -----------------------------------------------------------------------------------
+
+def _back_link_in(ldap_filter):
+    """The first back-link attribute ``ldap_filter`` tests, or None."""
+    for name in _FILTER_ATTRIBUTE.findall(ldap_filter or ""):
+        if name.lower() in BACK_LINKS or name.lower().endswith("bl"):
+            return name
+    return None
+
+
+def ad_watermark(ad):
+    """{server, invocation_id, usn} of the domain controller ``ad`` is connected to (its RootDSE, read now)."""
+    root = ad.read("", ["highestCommittedUSN", "dsServiceName"])
+    if not root or not root.get("highestcommittedusn") or not root.get("dsservicename"):
+        return None
+    server = root["dsservicename"][0]
+    settings = ad.read(server, ["invocationId"])
+    invocation = _identity.guid_bytes_to_string(settings["invocationid"][0]) if settings and settings.get("invocationid") else None
+    return {"server": server, "invocation_id": invocation, "usn": int(root["highestcommittedusn"][0])}
+
+
+def _under(dn, bases):
+    dn = dn.lower()
+    return any(dn == base or dn.endswith("," + base) for base in bases)
+
+
+def _containers(ad, bases):
+    """{objectGUID: DN} of the OUs and containers of the scope (the bases themselves included)."""
+    found = {}
+    for base in bases:
+        for entry in ad.paged_search(base, CONTAINER_FILTER, ["objectGUID"]):
+            if entry.get("objectguid"):
+                found[_identity.guid_bytes_to_string(entry["objectguid"][0])] = entry["dn"]
+    return found
+
+
+def _changed_container(ad, bases, since, containers):
+    """The DN of an OU or container of the scope (then or now) that changed after ``since``, or None."""
+    lowered = [base.lower() for base in bases]
+    for entry in ad.paged_search(ad.base_dn, "(&%s(uSNChanged>=%d))" % (CONTAINER_FILTER, since + 1), ["objectGUID"],
+                                 controls=[SHOW_DELETED]):
+        guid = _identity.guid_bytes_to_string(entry["objectguid"][0]) if entry.get("objectguid") else None
+        if guid in containers or _under(entry["dn"], lowered):
+            return containers.get(guid) or entry["dn"]
+    return None
+
+
+def _ad_user_row(user):
+    return list(user[:-2]) + [list(user.other_mobile), user.enabled]
+
+
+def _ad_user_of(row):
+    values = list(row)
+    values[7] = tuple(values[7])
+    return _drift.ADUser(*values)
+
+
+def read_ad(ad, params, bases, previous):
+    """Users of the scope -> (users, new state side or None, how ("full"/"incremental"), reason for a full read or None)."""
+    ldap_filter = params.get("ldap_filter")
+    start = ad_watermark(ad)
+    reason = None
+    if previous is None:
+        reason = "no AD watermark in the state file"
+    elif start is None:
+        reason = "the domain controller's RootDSE has no highestCommittedUSN"
+    elif previous["watermark"].get("server") != start["server"]:
+        reason = "this run is on another domain controller (%s) than the last (%s): uSNChanged is per controller" % (
+            start["server"], previous["watermark"].get("server"))
+    elif previous["watermark"].get("invocation_id") != start["invocation_id"]:
+        reason = "the domain controller's invocationId changed (restored from a backup)"
+    elif _back_link_in(ldap_filter):
+        reason = "ldap_filter uses %s, a back-link a uSNChanged watermark cannot follow" % _back_link_in(ldap_filter)
+    containers = previous["watermark"].get("containers", {}) if previous else {}
+    if reason is None:
+        moved = _changed_container(ad, bases, previous["watermark"]["usn"], containers)
+        if moved:
+            reason = "the OU or container %s changed (a rename or move changes its users' DNs)" % moved
+    used = []
+    if reason is None:
+        how = "incremental"
+        since = previous["watermark"]["usn"] + 1
+        users = {row[3]: _ad_user_of(row) for row in previous["users"]}
+        extra = "(uSNChanged>=%d)" % since
+        if (ldap_filter or "").strip():
+            inner = ldap_filter.strip()
+            extra = "(&%s%s)" % (inner if inner.startswith("(") else "(%s)" % inner, extra)
+        fresh = set()
+        for user in _drift.read_ad_users(ad, bases, extra, servers_used=used):
+            users[user.guid] = user
+            fresh.add(user.guid)
+        # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
+        for entry in ad.paged_search(ad.base_dn, "(&(objectClass=user)(uSNChanged>=%d))" % since, ["objectGUID"],
+                                     controls=[SHOW_DELETED]):
+            guid = _identity.guid_bytes_to_string(entry["objectguid"][0]) if entry.get("objectguid") else None
+            if guid not in fresh:
+                users.pop(guid, None)
+        users = list(users.values())
+    else:
+        how = "full"
+        users = list(_drift.read_ad_users(ad, bases, ldap_filter, connections=params.get("ad_read_connections", 1), servers_used=used))
+        containers = _containers(ad, bases) if start else {}
+    side = None
+    # The watermark holds only if every read was on the controller it was taken from, without a reconnection.
+    if start and all(host == ad.host and not reconnected for host, reconnected in used) and not ad.reconnections:
+        side = {"server": start["server"], "invocation_id": start["invocation_id"], "usn": start["usn"], "containers": containers,
+                "users": [_ad_user_row(user) for user in users]}
+    return users, side, how, reason
+
+
+# -- Graph --------------------------------------------------------------------------------
+
+def _raw_entra(user):
+    """The Graph properties an ``EntraUser`` came from (``entra_user_from_item`` gives the same user back)."""
+    return {"id": user.id, "userPrincipalName": user.upn, "mobilePhone": user.mobile, "onPremisesImmutableId": user.immutable_id,
+            "onPremisesSecurityIdentifier": user.sid, "onPremisesUserPrincipalName": user.onprem_upn,
+            "onPremisesDistinguishedName": user.dn}
+
+
+def _delta_round(graph, url):
+    """Every item of one delta round from ``url`` -> (items, the round's deltaLink)."""
+    items = []
+    # Only the changed properties where Graph honours it; the merge works either way.
+    headers = {"Prefer": "return=minimal"}
+    while True:
+        page = graph.get(url, headers=headers) or {}
+        items.extend(page.get("value") or ())
+        if page.get("@odata.deltaLink"):
+            return items, page["@odata.deltaLink"]
+        url = page.get("@odata.nextLink")
+        if not url:
+            raise GraphError("Graph's users delta page had neither @odata.nextLink nor @odata.deltaLink. Run the task again with "
+                             "full_read=true.")
+
+
+def _apply_delta(graph, users, items):
+    """Apply delta ``items`` to ``users`` ({id: EntraUser}, synced only); return how many users changed."""
+    fetch = []
+    for item in items:
+        user_id = item.get("id")
+        if "@removed" in item:
+            users.pop(user_id, None)
+            continue
+        known = users.get(user_id)
+        if "onPremisesSyncEnabled" in item and item["onPremisesSyncEnabled"] is not True:
+            users.pop(user_id, None)  # no longer synchronized (or never was)
+        elif known is not None:
+            raw = _raw_entra(known)
+            raw.update((name, item[name]) for name in _drift.ENTRA_SELECT if name in item)
+            users[user_id] = _drift.entra_user_from_item(raw)
+        elif item.get("onPremisesSyncEnabled") is True:
+            if all(name in item for name in _drift.ENTRA_SELECT):
+                users[user_id] = _drift.entra_user_from_item(item)
+            else:
+                # Newly synchronized, but a minimal answer may leave out properties that did not change: read it whole.
+                fetch.append(user_id)
+        # else: a user not synchronized before and not now: not in the comparison.
+    for user_id in fetch:
+        item = graph.get("users/%s" % user_id, params={"$select": ",".join(DELTA_SELECT)})
+        if item and item.get("onPremisesSyncEnabled") is True:
+            users[user_id] = _drift.entra_user_from_item(item)
+    return len(items)
+
+
+def read_entra(graph, params, previous):
+    """Synced users of the tenant -> (users, new state side, how, reason for a full read or None)."""
+    reason = None if previous else "no Graph delta link in the state file"
+    if previous:
+        try:
+            items, link = _delta_round(graph, previous["watermark"]["delta_link"])
+        except GraphError as exc:
+            if exc.code not in DELTA_EXPIRED_CODES and exc.status != 410:
+                raise
+            reason = "Graph's delta link expired (%s)" % exc.code
+        else:
+            users = {row[0]: _drift.EntraUser(*row) for row in previous["users"]}
+            _apply_delta(graph, users, items)
+            users = list(users.values())
+            return users, {"delta_link": link, "users": [list(user) for user in users]}, "incremental", None
+    # Sync from now, before the listing: what changes while it runs comes again in the next delta.
+    latest = graph.get("users/delta", params={"$deltatoken": "latest", "$select": ",".join(DELTA_SELECT)}) or {}
+    link = latest.get("@odata.deltaLink")
+    users = list(_drift.read_entra_users(graph, params["graph_page_size"]))
+    side = {"delta_link": link, "users": [list(user) for user in users]} if link else None
+    return users, side, "full", reason
+
+
+# -- both ---------------------------------------------------------------------------------
+
+def check_state_file(path):
+    """Refuse a state path that is not a regular file (or a new name) before anything is read."""
+    _files.writable_target(path, "state file")
+    if os.path.isdir(path):
+        raise InvalidInput("state_file %s is a directory: name a file, for example %s." % (path, os.path.join(path, "drift-state.json")))
+
+
+def read_both(ad, graph, params, bases, path, full_read=False):
+    """Users of both directories, read incrementally where the state at ``path`` allows -> (ad_users, entra_users, info).
+
+    The state file is written again with the new watermarks. ``info`` says, per directory, whether it was read in full
+    or incrementally, and why a full read was needed.
+    """
+    key = scope_key(graph.tenant_id, bases, params.get("ldap_filter"))
+    state, reason = (None, "full_read=true") if full_read else load(path, key)
+    results = {}
+
+    def ad_side():
+        results["ad"] = read_ad(ad, params, bases, state.get("ad") if state else None)
+        yield None
+
+    def entra_side():
+        results["entra"] = read_entra(graph, params, state.get("entra") if state else None)
+        yield None
+
+    _drift.read_concurrently(ad_side(), entra_side())
+    ad_users, ad_state, ad_how, ad_reason = results["ad"]
+    entra_users, entra_state, entra_how, entra_reason = results["entra"]
+    save(path, key, ad_state, entra_state)
+    reasons = [text for text in (reason,) if text]
+    if not reasons:
+        reasons = ["AD: %s" % ad_reason] if ad_reason else []
+        reasons += ["Entra ID: %s" % entra_reason] if entra_reason else []
+    info = {"state_file": os.path.abspath(path), "ad": ad_how, "entra": entra_how, "full_read_reasons": reasons}
+    return ad_users, entra_users, info
