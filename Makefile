@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)/lab
 SYSTEM_PACKAGES := samba samba-ad-dc ldb-tools shellcheck libkrb5-dev krb5-user
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean bench bench-memory
+.PHONY: help setup system-packages venv demo test unit units sanity lint package lab-up lab-down lab-status clean bench bench-memory bench-incremental
 
 help:
 	@echo "make demo      set up everything, start the lab, run the drift report against it"
@@ -88,3 +88,7 @@ bench: setup
 MEMORY_ROUNDS ?= 3
 bench-memory: setup
 	$(PY) benchmarks/bench_memory.py --counts $(BENCH_COUNTS) --rounds $(MEMORY_ROUNDS)
+
+# phone_compare with state_file after 1% of the users changed, against a full run, at those sizes (not part of make test).
+bench-incremental: setup
+	$(PY) benchmarks/bench_incremental.py --counts $(BENCH_COUNTS) --rounds $(BENCH_ROUNDS)

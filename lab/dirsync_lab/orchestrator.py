@@ -36,7 +36,8 @@ APPLICATION = ["User.ReadWrite.All", "User-Phone.ReadWrite.All", "Synchronizatio
 # Emulator options where Microsoft documents nothing (docs/lab-emulator.md), chosen at lab-up from the environment,
 # e.g. LAB_OVERRIDES_ON_BYPASS=kept make lab-up; POST /options on the control port changes them at run time.
 OPTION_ENVIRONMENT = {"overrides_on_bypass": "LAB_OVERRIDES_ON_BYPASS", "running_execution": "LAB_RUNNING_EXECUTION",
-                      "cloud_sync_bypass": "LAB_CLOUD_SYNC_BYPASS", "provisioning_cycle_id": "LAB_PROVISIONING_CYCLE_ID"}
+                      "cloud_sync_bypass": "LAB_CLOUD_SYNC_BYPASS", "provisioning_cycle_id": "LAB_PROVISIONING_CYCLE_ID",
+                      "delta_minimal": "LAB_DELTA_MINIMAL", "delta_unselected_changes": "LAB_DELTA_UNSELECTED_CHANGES"}
 READ_ONLY_APPLICATION = ["User.Read.All", "Organization.Read.All"]
 
 

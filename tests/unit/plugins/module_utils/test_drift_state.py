@@ -1,0 +1,103 @@
+"""Unit tests of _drift_state: which state files are used, the back-link rule, the Graph delta merge."""
+
+import datetime
+import json
+import os
+
+import pytest
+
+from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _drift_state
+from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
+
+KEY = _drift_state.scope_key("TENANT", ["OU=Sync,DC=lab,DC=test"], None)
+
+
+def write_state(path, key=KEY, age=datetime.timedelta(0), **changes):
+    _drift_state.save(str(path), key, None, {"delta_link": "https://graph/x", "users": []})
+    with open(path, encoding="utf-8") as handle:
+        state = json.load(handle)
+    state["written_at"] = (datetime.datetime.now(datetime.timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    state.update(changes)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+    os.chmod(path, 0o600)
+
+
+def test_the_scope_key_ignores_order_and_case_of_the_bases():
+    assert _drift_state.scope_key("Tenant", ["OU=B,DC=x", "ou=a,dc=x"], " ") == _drift_state.scope_key("tenant", ["ou=A,dc=x", "OU=b,DC=X"], None)
+    assert _drift_state.scope_key("t", ["OU=A"], "(a=1)") != _drift_state.scope_key("t", ["OU=A"], None)
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({}, None),
+    ({"scope": _drift_state.scope_key("OTHER", ["OU=Sync,DC=lab,DC=test"], None)}, "another tenant"),
+    ({"version": 99}, "not a phone_compare state"),
+    ({"written_at": "yesterday"}, "no valid written_at"),
+])
+def test_a_state_file_is_used_only_for_its_tenant_scope_and_version(tmp_path, change, reason):
+    path = tmp_path / "state.json"
+    write_state(path, **change)
+    state, why = _drift_state.load(str(path), KEY)
+    if reason is None:
+        assert why is None and state["entra"]["watermark"] == {"delta_link": "https://graph/x"} and state["ad"] is None
+    else:
+        assert state is None and reason in why
+
+
+def test_a_state_older_than_graph_s_delta_links_is_not_used(tmp_path):
+    path = tmp_path / "state.json"
+    write_state(path, age=datetime.timedelta(days=6, hours=1))
+    assert _drift_state.load(str(path), KEY) == (None, "the state file is older than 6 days (Graph's delta links expire after 7)")
+    assert _drift_state.load(str(tmp_path / "none.json"), KEY)[1].startswith("no state file yet")
+    (tmp_path / "broken.json").write_text("{")
+    os.chmod(tmp_path / "broken.json", 0o600)
+    assert "could not be read" in _drift_state.load(str(tmp_path / "broken.json"), KEY)[1]
+
+
+def test_a_state_file_others_can_write_is_refused(tmp_path):
+    path = tmp_path / "state.json"
+    write_state(path)
+    os.chmod(path, 0o620)
+    with pytest.raises(InvalidInput, match="chmod go-w"):
+        _drift_state.load(str(path), KEY)
+
+
+@pytest.mark.parametrize("ldap_filter,found", [
+    ("(department=Sales)", None), (None, None), ("(memberOf=CN=G,DC=x)", "memberOf"), ("(!(memberof=CN=G))", "memberof"),
+    ("(memberOf:1.2.840.113556.1.4.1941:=CN=G)", "memberOf"), ("(&(a=1)(msDS-MembersForAzRoleBL=x))", "msDS-MembersForAzRoleBL"),
+    ("(manager=CN=Boss,DC=x)", None), ("(description=memberOf=x)", None)])
+def test_a_filter_on_a_back_link_is_found(ldap_filter, found):
+    assert _drift_state._back_link_in(ldap_filter) == found  # pylint: disable=protected-access
+
+
+class FakeGraph:
+    def __init__(self, users):
+        self.users = users
+        self.asked = []
+
+    def get(self, path, params=None, headers=None):
+        self.asked.append(path)
+        return self.users[path.split("/")[-1]]
+
+
+def entra_user(user_id, mobile, upn=None):
+    return _drift.entra_user_from_item({"id": user_id, "userPrincipalName": upn or user_id + "@lab.test", "mobilePhone": mobile,
+                                        "onPremisesImmutableId": "anchor-" + user_id})
+
+
+def test_the_delta_merge_patches_drops_and_adds_users():
+    users = {"a": entra_user("a", "+1 1"), "b": entra_user("b", "+1 2"), "c": entra_user("c", "+1 3")}
+    whole = dict({name: None for name in _drift_state.DELTA_SELECT}, id="e", userPrincipalName="e@lab.test", mobilePhone="+1 5",
+                 onPremisesSyncEnabled=True)
+    graph = FakeGraph({"d": {"id": "d", "userPrincipalName": "d@lab.test", "mobilePhone": "+1 4", "onPremisesSyncEnabled": True}})
+    _drift_state._apply_delta(graph, users, [  # pylint: disable=protected-access
+        {"id": "a", "mobilePhone": None},  # minimal: only what changed
+        {"id": "b", "@removed": {"reason": "changed"}},
+        {"id": "c", "onPremisesSyncEnabled": None},  # no longer synchronized
+        {"id": "d", "onPremisesSyncEnabled": True},  # newly synchronized, minimal: read whole
+        whole,  # a new user with every property
+        {"id": "cloud", "jobTitle": "x"},  # never synchronized
+    ])
+    assert users["a"] == entra_user("a", None)
+    assert set(users) == {"a", "d", "e"} and users["d"].mobile == "+1 4" and users["e"].mobile == "+1 5"
+    assert graph.asked == ["users/d"]
