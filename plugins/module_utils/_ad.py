@@ -888,10 +888,13 @@ def parallel_paged_search(ad, searches, attributes, connections=1, page_size=100
     """
     searches = list(searches)
     used = servers_used if servers_used is not None else []
+
+    def record(client):
+        used.append((getattr(client, "host", None), len(getattr(client, "reconnections", ()))))
     if connections <= 1 or len(searches) <= 1:
         for base, ldap_filter in searches:
             yield from ad.paged_search(base, ldap_filter, attributes, page_size=page_size)
-        used.append((ad.host, len(ad.reconnections)))
+        record(ad)
         return
     todo = queue.Queue()
     for search in searches:
@@ -928,7 +931,7 @@ def parallel_paged_search(ad, searches, attributes, connections=1, page_size=100
         except Exception as exc:  # pylint: disable=broad-exception-caught
             put(exc)  # raised by the consumer, which stops the others
         finally:
-            used.append((client.host, len(client.reconnections)))
+            record(client)
             if own:
                 client.close()
             put(done)
