@@ -12,8 +12,8 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import Inv
 KEY = _drift_state.scope_key("TENANT", ["OU=Sync,DC=lab,DC=test"], None)
 
 
-def write_state(path, key=KEY, age=datetime.timedelta(0), **changes):
-    _drift_state.save(str(path), key, None, {"delta_link": "https://graph/x", "users": []})
+def write_state(path, age=datetime.timedelta(0), **changes):
+    _drift_state.save(str(path), KEY, None, {"delta_link": "https://graph/x", "users": []})
     with open(path, encoding="utf-8") as handle:
         state = json.load(handle)
     state["written_at"] = (datetime.datetime.now(datetime.timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
