@@ -131,3 +131,26 @@ def test_msgraph_sdk_patches_a_cloud_only_user(lab, control):
         assert user.mobile_phone == "+1 425 555 0142"
     finally:
         control.post("/seed/delete", {"ids": [made["id"]]})
+
+
+def test_msgraph_sdk_follows_a_users_delta_round_and_its_delta_link(lab, control):
+    from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder  # pylint: disable=import-outside-toplevel
+    client = graph_client(lab, credentials(lab, control, "secret"))
+    query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=["id", "userPrincipalName", "mobilePhone"])
+    config = DeltaRequestBuilder.DeltaRequestBuilderGetRequestConfiguration(query_parameters=query)
+    made = control.post("/seed/users", {"users": [{"userPrincipalName": "sdk-delta@lab.test", "mobilePhone": "+1 425 555 0100"}]})["created"][0]
+
+    async def rounds():
+        users, page = [], await client.users.delta.get(request_configuration=config)
+        while page.odata_next_link:
+            users.extend(page.value)
+            page = await client.users.delta.with_url(page.odata_next_link).get()
+        users.extend(page.value)
+        control.post("/seed/delete", {"ids": [made["id"]]})
+        changes = await client.users.delta.with_url(page.odata_delta_link).get()
+        return users, changes
+    users, changes = run(rounds())
+    everyone = {user["id"] for user in control.get("/state")["tenants"][0]["users"]} | {made["id"]}
+    assert {user.id for user in users} == everyone and len(users) == len(everyone) > 100
+    assert [(user.id, user.additional_data.get("@removed")) for user in changes.value] == [(made["id"], {"reason": "changed"})]
+    assert changes.odata_delta_link and not changes.odata_next_link
