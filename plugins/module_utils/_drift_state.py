@@ -29,7 +29,7 @@ import json
 import os
 import re
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _files, _identity
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _drift, _files, _identity
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import GraphError, InvalidInput
 
 STATE_KIND = "entraid.dirsync phone_compare state"
@@ -38,6 +38,11 @@ STATE_VERSION = 1
 MAX_STATE_AGE = datetime.timedelta(days=6)
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID, so deletions are seen
 CONTAINER_FILTER = "(|(objectClass=organizationalUnit)(objectClass=container))"
+CONTAINER_CLASSES = {"organizationalunit", "container"}
+GUID_BATCH = 200
+SAVE_CHUNK = 5000
+# Past this many changed objects a full read is about as fast, and one search instead of many.
+MAX_CHANGED = 20000
 # Back-link attributes change when the object they point from changes, not the user: a filter on them cannot be tracked.
 # AD names most back-links ...BL (msDS-MembersForAzRoleBL); these are the common exceptions.
 BACK_LINKS = ("memberof", "directreports", "managedobjects", "masteredby", "netbootscp", "serverreferencebl")
@@ -93,8 +98,10 @@ def save(path, key, ad_state, entra_state):
                 continue
             users = side.pop("users")
             handle.write('"%s": {"watermark": %s, "users": [' % (name, json.dumps(side)))
-            for position, user in enumerate(users):
-                handle.write("%s\n%s" % ("," if position else "", json.dumps(list(user), ensure_ascii=False)))
+            # Named tuples are written as JSON arrays; a chunk at a time, with the C encoder, and never the whole file in memory.
+            for start in range(0, len(users), SAVE_CHUNK):
+                handle.write("," if start else "")
+                handle.write(json.dumps(users[start:start + SAVE_CHUNK], ensure_ascii=False)[1:-1])
             handle.write("]},\n")
         handle.write('"end": true}\n')
     _files.ensure_directory(path, "state file")
@@ -137,19 +144,40 @@ def _containers(ad, bases):
     return found
 
 
-def _changed_container(ad, bases, since, containers):
-    """The DN of an OU or container of the scope (then or now) that changed after ``since``, or None."""
+def _changed_since(ad, since):
+    """{objectGUID bytes: (DN, is a container)} of every user, OU and container of the domain changed after ``since``,
+    deleted ones included.
+
+    One search on ``uSNChanged`` alone: a domain controller answers it from its index, while ANDed with the user filter
+    it may scan every user (Samba: 0.8 s against 4 s at 100,000 users)."""
+    changed = {}
+    for entry in ad.paged_search(ad.base_dn, "(uSNChanged>=%d)" % (since + 1), ["objectGUID", "objectClass"], controls=[SHOW_DELETED]):
+        if entry.get("objectguid"):
+            classes = {value.lower() for value in entry.get("objectclass") or ()}
+            if "user" in classes or classes & CONTAINER_CLASSES:  # groups, contacts and the rest cannot be in the report
+                changed[bytes(entry["objectguid"][0])] = (entry["dn"], bool(classes & CONTAINER_CLASSES))
+    return changed
+
+
+def _changed_container(changed, bases, containers):
+    """The DN of an OU or container of the scope (then or now) among ``changed``, or None."""
     lowered = [base.lower() for base in bases]
-    for entry in ad.paged_search(ad.base_dn, "(&%s(uSNChanged>=%d))" % (CONTAINER_FILTER, since + 1), ["objectGUID"],
-                                 controls=[SHOW_DELETED]):
-        guid = _identity.guid_bytes_to_string(entry["objectguid"][0]) if entry.get("objectguid") else None
-        if guid in containers or _under(entry["dn"], lowered):
-            return containers.get(guid) or entry["dn"]
+    for guid, (dn, container) in changed.items():
+        if container:
+            text = _identity.guid_bytes_to_string(guid)
+            if text in containers or _under(dn, lowered):
+                return containers.get(text) or dn
     return None
 
 
-def _ad_user_row(user):
-    return list(user[:-2]) + [list(user.other_mobile), user.enabled]
+def _read_again(ad, bases, ldap_filter, guids, used):
+    """The users of the scope among ``guids`` (objectGUID bytes), read by their indexed GUIDs a batch at a time."""
+    guids = sorted(guids)
+    for start in range(0, len(guids), GUID_BATCH):
+        batch = "(|%s)" % "".join("(objectGUID=%s)" % _ad.escape_filter_value(guid) for guid in guids[start:start + GUID_BATCH])
+        inner = (ldap_filter or "").strip()
+        extra = batch if not inner else "(&%s%s)" % (inner if inner.startswith("(") else "(%s)" % inner, batch)
+        yield from _drift.read_ad_users(ad, bases, extra, servers_used=used)
 
 
 def _ad_user_of(row):
@@ -175,29 +203,23 @@ def read_ad(ad, params, bases, previous):
     elif _back_link_in(ldap_filter):
         reason = "ldap_filter uses %s, a back-link a uSNChanged watermark cannot follow" % _back_link_in(ldap_filter)
     containers = previous["watermark"].get("containers", {}) if previous else {}
+    changed = None
     if reason is None:
-        moved = _changed_container(ad, bases, previous["watermark"]["usn"], containers)
+        changed = _changed_since(ad, previous["watermark"]["usn"])
+        moved = _changed_container(changed, bases, containers)
         if moved:
             reason = "the OU or container %s changed (a rename or move changes its users' DNs)" % moved
+        elif len(changed) > MAX_CHANGED:
+            reason = "%d objects changed, more than %d: a full read is as fast" % (len(changed), MAX_CHANGED)
     used = []
     if reason is None:
         how = "incremental"
-        since = previous["watermark"]["usn"] + 1
-        users = {row[3]: _ad_user_of(row) for row in previous["users"]}
-        extra = "(uSNChanged>=%d)" % since
-        if (ldap_filter or "").strip():
-            inner = ldap_filter.strip()
-            extra = "(&%s%s)" % (inner if inner.startswith("(") else "(%s)" % inner, extra)
-        fresh = set()
-        for user in _drift.read_ad_users(ad, bases, extra, servers_used=used):
-            users[user.guid] = user
-            fresh.add(user.guid)
+        users = {row[3]: _ad_user_of(row) for row in previous.pop("users")}
         # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
-        for entry in ad.paged_search(ad.base_dn, "(&(objectClass=user)(uSNChanged>=%d))" % since, ["objectGUID"],
-                                     controls=[SHOW_DELETED]):
-            guid = _identity.guid_bytes_to_string(entry["objectguid"][0]) if entry.get("objectguid") else None
-            if guid not in fresh:
-                users.pop(guid, None)
+        for guid in changed:
+            users.pop(_identity.guid_bytes_to_string(guid), None)
+        for user in _read_again(ad, bases, ldap_filter, [guid for guid, (_dn, container) in changed.items() if not container], used):
+            users[user.guid] = user
         users = list(users.values())
     else:
         how = "full"
@@ -207,7 +229,7 @@ def read_ad(ad, params, bases, previous):
     # The watermark holds only if every read was on the controller it was taken from, without a reconnection.
     if start and all(host == ad.host and not reconnected for host, reconnected in used) and not ad.reconnections:
         side = {"server": start["server"], "invocation_id": start["invocation_id"], "usn": start["usn"], "containers": containers,
-                "users": [_ad_user_row(user) for user in users]}
+                "users": users}
     return users, side, how, reason
 
 
@@ -276,15 +298,15 @@ def read_entra(graph, params, previous):
                 raise
             reason = "Graph's delta link expired (%s)" % exc.code
         else:
-            users = {row[0]: _drift.EntraUser(*row) for row in previous["users"]}
+            users = {row[0]: _drift.EntraUser(*row) for row in previous.pop("users")}
             _apply_delta(graph, users, items)
             users = list(users.values())
-            return users, {"delta_link": link, "users": [list(user) for user in users]}, "incremental", None
+            return users, {"delta_link": link, "users": users}, "incremental", None
     # Sync from now, before the listing: what changes while it runs comes again in the next delta.
     latest = graph.get("users/delta", params={"$deltatoken": "latest", "$select": ",".join(DELTA_SELECT)}) or {}
     link = latest.get("@odata.deltaLink")
     users = list(_drift.read_entra_users(graph, params["graph_page_size"]))
-    side = {"delta_link": link, "users": [list(user) for user in users]} if link else None
+    side = {"delta_link": link, "users": users} if link else None
     return users, side, "full", reason
 
 
