@@ -95,6 +95,65 @@ options:
         (60 seconds by default).
     type: int
     default: 10
+  ad_sources:
+    description:
+      - Several AD sources synchronized into the one tenant (forests, or domains of a forest), read and written as one
+        directory. Without it, the options above are the one source, named after its domain (V(lab.test) for V(DC=lab,DC=test)).
+      - Each item is one domain's connection and sync scope. An option an item leaves out is the module's own (above),
+        so settings every source shares (O(ad_ca_cert), O(ad_connect_timeout)) are given once.
+      - Users are read from every source at the same time and paired across all of them by source anchor, as the sync
+        engine joins forests; an anchor claimed in two sources is ambiguous. Every write goes to the source whose domain
+        holds the user. A user named by sAMAccountName or UPN must be found in exactly one source.
+      - Reports, backups and results name each user's source (C(ADSource), C(source), C(ad_source)).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - The name of the source in reports, backups and messages, for example its DNS domain. Unique (without case).
+        type: str
+        required: true
+      search_bases:
+        description:
+          - The distinguished names of this source's containers in the sync scope, for the modules that read a scope
+            (phone_backup, phone_compare, phone_reconcile, preflight). Without it the module's own C(search_bases) apply.
+          - They must be in the source's domain.
+        type: list
+        elements: str
+      ad_server:
+        description: The domain controllers of this source, tried in order (as O(ad_server)).
+        type: list
+        elements: str
+      ad_port:
+        description: As O(ad_port).
+        type: int
+      ad_tls_mode:
+        description: As O(ad_tls_mode).
+        type: str
+        choices: [ldaps, start_tls, none]
+      ad_cert_validation:
+        description: As O(ad_cert_validation).
+        type: str
+        choices: [always, ignore_hostname, ignore]
+      ad_ca_cert:
+        description: As O(ad_ca_cert).
+        type: str
+      ad_auth_protocol:
+        description: As O(ad_auth_protocol).
+        type: str
+        choices: [simple, kerberos]
+      ad_username:
+        description: This source's bind account (as O(ad_username)).
+        type: str
+      ad_password:
+        description: This source's bind password (as O(ad_password)).
+        type: str
+      ad_allow_plaintext:
+        description: As O(ad_allow_plaintext).
+        type: bool
+      ad_connect_timeout:
+        description: As O(ad_connect_timeout).
+        type: int
 requirements:
   - ldap3
   - gssapi (only for Kerberos authentication)

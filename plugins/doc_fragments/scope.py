@@ -15,9 +15,10 @@ options:
     description:
       - Distinguished names of the AD containers to read users from (subtree), usually the OUs in the sync scope.
       - A user under two overlapping bases is read once.
+      - With O(ad_sources), these are the search bases of the sources that give none of their own; required unless every
+        source gives its own.
     type: list
     elements: str
-    required: true
   ldap_filter:
     description:
       - An LDAP filter ANDed with the filter for user objects, for example V((department=Sales)).

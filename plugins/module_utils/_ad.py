@@ -126,7 +126,17 @@ def check_ldap_filter(ldap_filter, option="ldap_filter"):
 
 
 def ad_argument_spec():
-    """Connection options shared by every module that talks to AD (names mirror microsoft.ad)."""
+    """Options shared by every module that talks to AD: the connection (names mirror microsoft.ad) and ``ad_sources``,
+    several AD sources of one tenant (``_ad_sources``), each item taking the connection options without their defaults or
+    environment fallbacks (a missing one is the module's own), a ``name`` and its ``search_bases``."""
+    connection = _connection_argument_spec()
+    source = {name: {key: value for key, value in spec.items() if key not in ("default", "fallback")} for name, spec in connection.items()}
+    source.update(name=dict(type="str", required=True), search_bases=dict(type="list", elements="str"))
+    connection["ad_sources"] = dict(type="list", elements="dict", options=source)
+    return connection
+
+
+def _connection_argument_spec():
     return dict(
         # A list, tried in order; one name (the usual case) is a list of one, "dc1,dc2" a list of two.
         ad_server=dict(type="list", elements="str", fallback=(env_fallback, ["ENTRAID_AD_SERVER"])),

@@ -6,16 +6,19 @@
 
 A backup is one JSON object::
 
-    {"format": "entraid.dirsync.phone-backup", "version": 2,
+    {"format": "entraid.dirsync.phone-backup", "version": 3,
      "tenant_id": "...", "ad_domain": "DC=contoso,DC=com", "created_at": "2026-11-28T16:29:51Z",
      "search_bases": [...], "ldap_filter": null,
+     "ad_sources": [{"name": "contoso.com", "domain": "DC=contoso,DC=com", "search_bases": [...]}],
      "counts": {...},
-     "ad_users": [{"dn", "object_guid", "user_principal_name", "sam_account_name", "immutable_id", "mobile", "other_mobile"}],
+     "ad_users": [{"dn", "object_guid", "user_principal_name", "sam_account_name", "immutable_id", "mobile", "other_mobile",
+                   "source"}],
      "entra_users": [{"id", "user_principal_name", "mobile", "immutable_id"}],
      "checksum": "sha256:<hex>"}
 
 Version 2 keeps every phone value exactly as the directory held it (spaces, control characters and all), so a
-restore is exact; version 1 backups (trimmed values) are still read.
+restore is exact; version 1 backups (trimmed values) are still read. Version 3 names the AD sources (``_ad_sources``)
+and each AD user's source; ``ad_domain`` is null when there are several, and ``search_bases`` holds every source's.
 
 ``checksum`` is the SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of every other key. It has no
 key: it detects corruption and accidental edits, not a deliberate forgery (anyone who can edit the file can recompute
@@ -24,9 +27,9 @@ others may write, and a restore touches only users under the backup's own search
 
 - ``build(...)`` makes the document from ``_drift`` records; ``write(directory, document)`` stores it in a new
   timestamped file (atomically, mode 0600, the directory created with mode 0700; an existing file is never replaced).
-- ``load(path, tenant_id=None, ad_domain=None, keep_ad=..., keep_entra=...)`` reads and verifies it: refuses a file
-  that is not a backup, an unknown format version, a checksum mismatch (corrupted or edited) and another tenant or AD
-  domain. It reads the file record by record, checking and hashing each one, and keeps only the records the caller's
+- ``load(path, tenant_id=None, ad_domains=None, keep_ad=..., keep_entra=...)`` reads and verifies it: refuses a file
+  that is not a backup, an unknown format version, a checksum mismatch (corrupted or edited), another tenant, and AD
+  domains the run does not connect to. It reads the file record by record, checking and hashing each one, and keeps only the records the caller's
   ``keep_*`` functions return (all by default), so a module that needs a few users of a 100,000-user backup holds only
   those. A file with the layout ``write`` gives it (every header key before the user lists) is streamed; a valid
   backup that a tool rewrote in another key order is read whole.
@@ -41,16 +44,19 @@ import os
 import re
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _phone
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import domain_name as _domain_name
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
 
 FORMAT = "entraid.dirsync.phone-backup"
-VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 FILE_PREFIX = "phone-backup"
 
 AD_KEYS = ("dn", "object_guid", "user_principal_name", "sam_account_name", "immutable_id", "mobile", "other_mobile")
 ENTRA_KEYS = ("id", "user_principal_name", "mobile", "immutable_id")
 HEADER_KEYS = ("format", "version", "tenant_id", "ad_domain", "created_at", "search_bases", "ldap_filter", "counts")
+# What write() puts before the user lists: ad_sources is new in version 3 (older backups have one domain, ad_domain).
+WRITTEN_HEADER_KEYS = HEADER_KEYS + ("ad_sources",)
 LIST_KEYS = ("ad_users", "entra_users")
 
 
@@ -61,7 +67,7 @@ class BackupRefused(InvalidInput):
 def ad_record(user):
     """The backup record of an ``_drift.ADUser``."""
     return {"dn": user.dn, "object_guid": user.guid, "user_principal_name": user.upn, "sam_account_name": user.sam,
-            "immutable_id": user.anchor, "mobile": user.mobile, "other_mobile": list(user.other_mobile)}
+            "immutable_id": user.anchor, "mobile": user.mobile, "other_mobile": list(user.other_mobile), "source": user.source}
 
 
 def entra_record(user):
@@ -97,8 +103,10 @@ class _Records(object):
         return len(self._users)
 
 
-def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users, now=None):
+def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users, now=None, ad_sources=None):
     """The backup document (with its checksum) of ``ADUser`` / ``EntraUser`` records.
+
+    ``ad_sources`` (``ADSources.describe()``) defaults to one source: ``ad_domain`` under ``search_bases``.
 
     Its ``ad_users`` and ``entra_users`` are iterables (made from the given records each time they are iterated), not
     lists: ``write`` and ``checksum`` take them as they are; ``load`` gives lists.
@@ -115,6 +123,7 @@ def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users
         "created_at": _timestamp(now),
         "search_bases": list(search_bases),
         "ldap_filter": ldap_filter,
+        "ad_sources": ad_sources or [{"name": _domain_name(ad_domain), "domain": ad_domain, "search_bases": list(search_bases)}],
         "counts": counts_of(ad_records, entra_records),
         "ad_users": ad_records,
         "entra_users": entra_records,
@@ -200,7 +209,7 @@ def write(directory, document):
     def dump(handle):
         # One user per line: readable, and diffable between two backups.
         handle.write("{\n")
-        for key in HEADER_KEYS:
+        for key in WRITTEN_HEADER_KEYS:
             handle.write(" %s: %s,\n" % (json.dumps(key), json.dumps(document[key], ensure_ascii=False, sort_keys=True)))
         for key in ("ad_users", "entra_users"):
             handle.write(" %s: [" % json.dumps(key))
@@ -466,13 +475,15 @@ def keep_none(_record):
     return None
 
 
-def load(path, tenant_id=None, ad_domain=None, keep_ad=keep_all, keep_entra=keep_all):
+def load(path, tenant_id=None, ad_domains=None, keep_ad=keep_all, keep_entra=keep_all):
     """Read and verify the backup at ``path``; return the document (header keys, ``checksum``, and as ``ad_users`` and
     ``entra_users`` the lists of what ``keep_ad`` / ``keep_entra`` return for each record, None dropping it).
 
     Every record is checked and hashed whatever is kept; nothing is returned unless the whole file verifies.
     Raises ``BackupRefused`` (an InvalidInput) for a missing or unreadable file, one that is not a backup, an
-    unsupported version, a checksum mismatch, or a backup of another tenant (``tenant_id``) or AD domain (``ad_domain``).
+    unsupported version, a checksum mismatch, or a backup of another tenant (``tenant_id``) or of an AD domain that is not
+    among ``ad_domains`` (the naming contexts the run connects to). The document always has ``ad_sources`` (a backup older
+    than version 3: its one domain).
     """
     path = os.path.abspath(os.path.expanduser(path))
     hint = "Choose another backup file, or take a new backup with entraid.dirsync.phone_backup."
@@ -510,9 +521,14 @@ def load(path, tenant_id=None, ad_domain=None, keep_ad=keep_all, keep_entra=keep
     if tenant_id and not _same_id(header["tenant_id"], tenant_id):
         raise _refuse(path, "it is a backup of tenant %s, but this run signs in to tenant %s."
                       % (header["tenant_id"], tenant_id), "Use a backup of tenant %s (check the inventory host)." % tenant_id)
-    if ad_domain and header["ad_domain"] and not _same_id(header["ad_domain"], ad_domain):
-        raise _refuse(path, "it is a backup of the AD domain %s, but this run connects to %s."
-                      % (header["ad_domain"], ad_domain), "Use a backup of %s (check ad_server)." % ad_domain)
+    if not header.get("ad_sources"):
+        header["ad_sources"] = [{"name": _domain_name(header["ad_domain"]), "domain": header["ad_domain"], "search_bases": header["search_bases"]}]
+    missing = [source["domain"] for source in header["ad_sources"]
+               if source.get("domain") and ad_domains and not any(_same_id(source["domain"], domain) for domain in ad_domains)]
+    if missing:
+        raise _refuse(path, "it is a backup of the AD domain(s) %s, but this run connects to %s."
+                      % ("; ".join(missing), "; ".join(ad_domains)),
+                      "Use a backup of %s, or connect to every domain of the backup (check ad_server and ad_sources)." % "; ".join(ad_domains))
     document = dict(header)
     document.update(verifier.kept)
     return document
@@ -526,4 +542,5 @@ def ad_users_by_guid(document):
 def summary(document, path):
     """What a module returns about the backup it used."""
     return {"path": os.path.abspath(os.path.expanduser(path)), "tenant_id": document["tenant_id"], "ad_domain": document["ad_domain"],
+            "ad_sources": [source["name"] for source in document["ad_sources"]],
             "created_at": document["created_at"], "checksum": document["checksum"], "counts": document["counts"]}

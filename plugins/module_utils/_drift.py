@@ -7,8 +7,8 @@
 - ``scope_argument_spec()`` / ``check_scope(params)``: the options naming the users to read, and their check.
 - ``read_ad_users(ad, bases, ldap_filter)`` / ``read_entra_users(client)``: generators of compact
   records (``ADUser`` / ``EntraUser`` named tuples), one directory page in memory at a time.
-- ``read_concurrently(ad_records, entra_records)``: drains both at the same time (one thread each);
-  ``read_both(ad, graph, params, bases)`` reads a scope that way.
+- ``read_concurrently(*iterables)``: drains them at the same time (one thread each); ``read_both(sources, graph,
+  params)`` reads a scope that way, every AD source (``_ad_sources``) and Entra ID at once.
 - ``pair_and_classify(ad_users, entra_users)``: pairs users by source anchor only (as the sync engines
   do), classifies each, and gives unpaired users SID/UPN hints; returns a ``Drift`` (counts and sorted rows).
 - ``write_csv`` / ``write_json``: the report, written atomically with mode 0600 (phone numbers are
@@ -52,13 +52,14 @@ OTHER_MOBILE_NOTE = ("otherMobile (OtherMobileInAD) is read from AD only: no Mic
 # ADSyncTools' Compare-ADSyncToolsDirSyncOverrides columns first, so existing habits keep working.
 COLUMNS = ("UserPrincipalName", "MobileInAD", "MobileInEntra", "OtherMobileInAD",
            "Class", "MatchedBy", "UserPrincipalNameInEntra", "DistinguishedName", "EnabledInAD",
-           "ObjectGUID", "ImmutableId", "SID", "EntraId", "Note", "HintMatchedBy", "HintUserPrincipalName", "HintId")
+           "ObjectGUID", "ImmutableId", "SID", "EntraId", "Note", "HintMatchedBy", "HintUserPrincipalName", "HintId", "ADSource")
 # Separator of several otherMobile values in one CSV cell (phone numbers contain spaces and commas do not occur).
 OTHER_MOBILE_SEPARATOR = ";"
 
 _ACCOUNTDISABLE = 0x2
 
-ADUser = collections.namedtuple("ADUser", "dn upn sam guid anchor sid mobile other_mobile enabled")
+# source: the name of the AD source (_ad_sources) the user was read from.
+ADUser = collections.namedtuple("ADUser", "dn upn sam guid anchor sid mobile other_mobile enabled source", defaults=(None,))
 EntraUser = collections.namedtuple("EntraUser", "id upn onprem_upn mobile immutable_id sid dn")
 Row = collections.namedtuple("Row", COLUMNS)
 Drift = collections.namedtuple("Drift", "counts rows ad_users entra_users")
@@ -92,7 +93,7 @@ def scope_argument_spec():
     Documented by the ``entraid.dirsync.scope`` doc fragment.
     """
     return dict(
-        search_bases=dict(type="list", elements="str", required=True),
+        search_bases=dict(type="list", elements="str"),
         ldap_filter=dict(type="str"),
         graph_page_size=dict(type="int", default=MAX_PAGE_SIZE),
         ad_read_connections=dict(type="int", default=DEFAULT_READ_CONNECTIONS),
@@ -100,11 +101,16 @@ def scope_argument_spec():
 
 
 def check_scope(params):
-    """Check the ``scope_argument_spec`` options before anything is read; return the non-blank search bases."""
-    bases = [base.strip() for base in params["search_bases"] if base and base.strip()]
-    if not bases:
-        raise InvalidInput("search_bases is empty: give the distinguished names of the OUs in the sync scope, "
-                           "for example OU=Sync,DC=contoso,DC=com.")
+    """Check the ``scope_argument_spec`` options before anything is read; return the non-blank search bases (those of the
+    AD sources that give none of their own)."""
+    bases = [base.strip() for base in params.get("search_bases") or [] if base and base.strip()]
+    sources = params.get("ad_sources") or []
+    without = [item.get("name") or str(index) for index, item in enumerate(sources)
+               if not any(base and base.strip() for base in item.get("search_bases") or [])]
+    if not bases and (without or not sources):
+        raise InvalidInput("search_bases is empty%s: give the distinguished names of the OUs in the sync scope, for example "
+                           "OU=Sync,DC=contoso,DC=com." % (" and the AD source(s) %s give none of their own" % ", ".join(without)
+                                                           if sources else ""))
     user_filter(params.get("ldap_filter"))
     if not 1 <= params["graph_page_size"] <= MAX_PAGE_SIZE:
         raise InvalidInput("graph_page_size must be between 1 and %d, got %d: Graph returns at most %d users per page. Leave it "
@@ -116,8 +122,8 @@ def check_scope(params):
     return bases
 
 
-def ad_user_from_entry(entry):
-    """An ``ADUser`` from an ``ADClient.paged_search`` entry (lower-case keys, lists of values)."""
+def ad_user_from_entry(entry, source=None):
+    """An ``ADUser`` from an ``ADClient.paged_search`` entry (lower-case keys, lists of values) of the AD source ``source``."""
     guid = _first(entry.get("objectguid"))
     sid = _first(entry.get("objectsid"))
     uac = _first(entry.get("useraccountcontrol"))
@@ -133,11 +139,13 @@ def ad_user_from_entry(entry):
         mobile=_first(entry.get("mobile")),
         other_mobile=others,
         enabled=None if uac is None else not int(uac) & _ACCOUNTDISABLE,
+        source=source,
     )
 
 
-def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, attributes=AD_ATTRIBUTES, servers_used=None):
-    """Yield an ``ADUser`` for every user under ``bases`` (subtree) matching ``ldap_filter``.
+def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, attributes=AD_ATTRIBUTES, servers_used=None,
+                  source=None):
+    """Yield an ``ADUser`` for every user under ``bases`` (subtree) matching ``ldap_filter``, of the AD source ``source``.
 
     ``ad`` is a connected ``ADClient``. With ``connections`` above 1 the scope is read as several disjoint partitions
     (``_ad.partition_filters``) over that many connections at once, in no fixed order. A user found under two overlapping
@@ -150,7 +158,7 @@ def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, at
     seen = set()
     for entry in _ad.parallel_paged_search(ad, searches, attributes, connections=connections, page_size=page_size,
                                            servers_used=servers_used):
-        user = ad_user_from_entry(entry)
+        user = ad_user_from_entry(entry, source)
         key = user.guid or user.dn.lower()
         if key in seen:
             continue
@@ -183,19 +191,30 @@ def read_entra_users(client, page_size=MAX_PAGE_SIZE):
         yield entra_user_from_item(item)
 
 
-def read_both(ad, graph, params, bases, attributes=AD_ATTRIBUTES):
-    """Every user of the scope (``scope_argument_spec`` options in ``params``) from both directories, read at the same
-    time -> ``(ad_list, entra_list)``."""
-    return read_concurrently(
-        read_ad_users(ad, bases, params.get("ldap_filter"), connections=params.get("ad_read_connections", 1),
-                      attributes=attributes),
-        read_entra_users(graph, params["graph_page_size"]))
+def read_both(sources, graph, params, attributes=AD_ATTRIBUTES):
+    """Every user of the scope from both directories, read at the same time -> ``(ad_list, entra_list)``.
+
+    ``sources``: a connected ``_ad_sources.ADSources`` (every source is read at once, each over ``ad_read_connections``
+    connections); ``params``: the ``scope_argument_spec`` options.
+    """
+    lists = read_concurrently(
+        read_entra_users(graph, params["graph_page_size"]),
+        *[read_ad_users(source.client, source.bases, params.get("ldap_filter"), connections=params.get("ad_read_connections", 1),
+                        attributes=attributes, source=source.name) for source in sources.sources])
+    return join_lists(lists[1:]), lists[0]
 
 
-def read_concurrently(ad_records, entra_records):
-    """Drain both iterables at the same time, one thread each; return ``(ad_list, entra_list)``.
+def join_lists(lists):
+    """One list of the items of ``lists`` (the list itself when there is one)."""
+    if len(lists) == 1:
+        return lists[0]
+    return [item for items in lists for item in items]
 
-    The reads wait on different servers, so they overlap. When one fails, the other stops at its next
+
+def read_concurrently(*iterables):
+    """Drain the iterables at the same time, one thread each; return a list of each, in order.
+
+    The reads wait on different servers, so they overlap. When one fails, the others stop at their next
     record and the first error is raised.
     """
     stop = threading.Event()
@@ -208,14 +227,14 @@ def read_concurrently(ad_records, entra_records):
             out.append(record)
         return out
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift-read") as pool:
-        futures = [pool.submit(drain, ad_records), pool.submit(drain, entra_records)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(iterables), thread_name_prefix="drift-read") as pool:
+        futures = [pool.submit(drain, records) for records in iterables]
         done, _pending = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
         failed = [future for future in futures if future in done and future.exception() is not None]
         if failed:
             stop.set()
             raise failed[0].exception()
-        return futures[0].result(), futures[1].result()
+        return tuple(future.result() for future in futures)
 
 
 # -- pairing and classification ----------------------------------------------------------
@@ -337,6 +356,7 @@ def _row(cls, note, ad=None, entra=None, matched_by="", hint=("", None, None)):
         HintMatchedBy=hint[0],
         HintUserPrincipalName=hint[1],
         HintId=hint[2],
+        ADSource=ad.source if ad else None,
     )
 
 
@@ -374,6 +394,9 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
         if len(claimants) > 1 or len(cloud) > 1:
             accounted.update(cloud)
             note = "Ambiguous: %d AD users claim the source anchor %s" % (len(claimants), ad.anchor)
+            sources = sorted({ad_users[p].source for p in claimants if ad_users[p].source})
+            if len(sources) > 1:
+                note += " (in the AD sources %s)" % " and ".join(sources)
             if len(cloud) > 1:
                 note += " and %d Entra ID users carry it (%s)" % (
                     len(cloud), ", ".join("%s (%s)" % (entra_users[p].upn, entra_users[p].id) for p in cloud))
@@ -449,8 +472,8 @@ def write_csv(path, rows):
 PAIRING = "source anchor (onPremisesImmutableId = base64 of mS-DS-ConsistencyGuid, else objectGUID), as the sync engines join users"
 
 
-def report_header(drift, tenant_id, search_bases, ldap_filter, include_in_sync, now=None):
-    """The JSON report's header: where, when, how, and the counts."""
+def report_header(drift, tenant_id, search_bases, ldap_filter, include_in_sync, now=None, ad_sources=None):
+    """The JSON report's header: where (``ad_sources``: ``ADSources.describe()``), when, how, and the counts."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     notes = [OTHER_MOBILE_NOTE]
     if not include_in_sync:
@@ -459,6 +482,7 @@ def report_header(drift, tenant_id, search_bases, ldap_filter, include_in_sync, 
         "tenant_id": tenant_id,
         "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "search_bases": list(search_bases),
+        "ad_sources": ad_sources or [],
         "ldap_filter": ldap_filter,
         "pairing": PAIRING,
         "ad_users": drift.ad_users,

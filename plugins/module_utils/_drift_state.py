@@ -33,7 +33,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _drift
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import GraphError, InvalidInput
 
 STATE_KIND = "entraid.dirsync phone_compare state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the AD side per AD source
 # Graph's delta links for directory objects live 7 days; a day of margin.
 MAX_STATE_AGE = datetime.timedelta(days=6)
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID, so deletions are seen
@@ -59,6 +59,20 @@ def scope_key(tenant_id, bases, ldap_filter):
     """What a state file is valid for: the tenant, the search bases (any order, any case) and the filter."""
     return {"tenant_id": (tenant_id or "").lower(), "search_bases": sorted(base.lower() for base in bases),
             "ldap_filter": (ldap_filter or "").strip() or None}
+
+
+def _write_side(handle, name, side):
+    """``"name": {"watermark": ..., "users": [...]}`` (or null); named tuples as JSON arrays, a chunk at a time, with the C
+    encoder, never the whole file in memory."""
+    if side is None:
+        handle.write('%s: null' % json.dumps(name))
+        return
+    users = side.pop("users")
+    handle.write('%s: {"watermark": %s, "users": [' % (json.dumps(name), json.dumps(side)))
+    for start in range(0, len(users), SAVE_CHUNK):
+        handle.write("," if start else "")
+        handle.write(json.dumps(users[start:start + SAVE_CHUNK], ensure_ascii=False)[1:-1])
+    handle.write("]}")
 
 
 def load(path, key):
@@ -87,23 +101,18 @@ def load(path, key):
     return state, None
 
 
-def save(path, key, ad_state, entra_state):
-    """Write the state atomically (mode 0600: it holds phone numbers); a side whose watermark is not valid is left out."""
+def save(path, key, ad_states, entra_state):
+    """Write the state atomically (mode 0600: it holds phone numbers): ``ad_states`` is {AD source name: side}; a side
+    whose watermark is not valid (None) is left out."""
     def write(handle):
-        handle.write('{"kind": %s, "version": %d, "written_at": %s, "scope": %s,\n' % (
+        handle.write('{"kind": %s, "version": %d, "written_at": %s, "scope": %s,\n"ad": {' % (
             json.dumps(STATE_KIND), STATE_VERSION, json.dumps(_now().strftime("%Y-%m-%dT%H:%M:%SZ")), json.dumps(key)))
-        for name, side in (("ad", ad_state), ("entra", entra_state)):
-            if side is None:
-                handle.write('"%s": null,\n' % name)
-                continue
-            users = side.pop("users")
-            handle.write('"%s": {"watermark": %s, "users": [' % (name, json.dumps(side)))
-            # Named tuples are written as JSON arrays; a chunk at a time, with the C encoder, and never the whole file in memory.
-            for start in range(0, len(users), SAVE_CHUNK):
-                handle.write("," if start else "")
-                handle.write(json.dumps(users[start:start + SAVE_CHUNK], ensure_ascii=False)[1:-1])
-            handle.write("]},\n")
-        handle.write('"end": true}\n')
+        for position, (name, side) in enumerate(ad_states.items()):
+            handle.write(",\n" if position else "")
+            _write_side(handle, name, side)
+        handle.write("},\n")
+        _write_side(handle, "entra", entra_state)
+        handle.write(',\n"end": true}\n')
     _files.ensure_directory(path, "state file")
     return _files.atomic_write(path, write, what="state file")
 
@@ -170,14 +179,14 @@ def _changed_container(changed, bases, containers):
     return None
 
 
-def _read_again(ad, bases, ldap_filter, guids, used):
+def _read_again(ad, bases, ldap_filter, guids, used, source):
     """The users of the scope among ``guids`` (objectGUID bytes), read by their indexed GUIDs a batch at a time."""
     guids = sorted(guids)
     for start in range(0, len(guids), GUID_BATCH):
         batch = "(|%s)" % "".join("(objectGUID=%s)" % _ad.escape_filter_value(guid) for guid in guids[start:start + GUID_BATCH])
         inner = (ldap_filter or "").strip()
         extra = batch if not inner else "(&%s%s)" % (inner if inner.startswith("(") else "(%s)" % inner, batch)
-        yield from _drift.read_ad_users(ad, bases, extra, servers_used=used)
+        yield from _drift.read_ad_users(ad, bases, extra, servers_used=used, source=source)
 
 
 def _ad_user_of(row):
@@ -186,8 +195,9 @@ def _ad_user_of(row):
     return _drift.ADUser(*values)
 
 
-def read_ad(ad, params, bases, previous):
-    """Users of the scope -> (users, new state side or None, how ("full"/"incremental"), reason for a full read or None)."""
+def read_ad(ad, params, bases, previous, source=None):
+    """Users of the scope of the AD source ``source`` (``ad`` its client) -> (users, new state side or None, how
+    ("full"/"incremental"), reason for a full read or None)."""
     ldap_filter = params.get("ldap_filter")
     start = ad_watermark(ad)
     reason = None
@@ -218,12 +228,13 @@ def read_ad(ad, params, bases, previous):
         # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
         for guid in changed:
             users.pop(_identity.guid_bytes_to_string(guid), None)
-        for user in _read_again(ad, bases, ldap_filter, [guid for guid, (_dn, container) in changed.items() if not container], used):
+        for user in _read_again(ad, bases, ldap_filter, [guid for guid, (_dn, container) in changed.items() if not container], used, source):
             users[user.guid] = user
         users = list(users.values())
     else:
         how = "full"
-        users = list(_drift.read_ad_users(ad, bases, ldap_filter, connections=params.get("ad_read_connections", 1), servers_used=used))
+        users = list(_drift.read_ad_users(ad, bases, ldap_filter, connections=params.get("ad_read_connections", 1), servers_used=used,
+                                          source=source))
         containers = _containers(ad, bases) if start else {}
     side = None
     # The watermark holds only if every read was on the controller it was taken from, without a reconnection.
@@ -319,31 +330,35 @@ def check_state_file(path):
         raise InvalidInput("state_file %s is a directory: name a file, for example %s." % (path, os.path.join(path, "drift-state.json")))
 
 
-def read_both(ad, graph, params, bases, path, full_read=False):
+def read_both(sources, graph, params, path, full_read=False):
     """Users of both directories, read incrementally where the state at ``path`` allows -> (ad_users, entra_users, info).
 
-    The state file is written again with the new watermarks. ``info`` says, per directory, whether it was read in full
-    or incrementally, and why a full read was needed.
+    ``sources``: a connected ``_ad_sources.ADSources``; each AD source has its own watermark. The state file is written
+    again with the new watermarks. ``info`` says, per directory (per AD source when there are several), whether it was
+    read in full or incrementally, and why a full read was needed.
     """
-    key = scope_key(graph.tenant_id, bases, params.get("ldap_filter"))
+    key = dict(scope_key(graph.tenant_id, sources.bases, params.get("ldap_filter")), ad_sources=[source.name for source in sources.sources])
     state, reason = (None, "full_read=true") if full_read else load(path, key)
-    results = {}
+    previous = (state or {}).get("ad") or {}
+    results, ad_results = {}, {}
 
-    def ad_side():
-        results["ad"] = read_ad(ad, params, bases, state.get("ad") if state else None)
+    def ad_side(source):
+        ad_results[source.name] = read_ad(source.client, params, source.bases, previous.get(source.name), source.name)
         yield None
 
     def entra_side():
         results["entra"] = read_entra(graph, params, state.get("entra") if state else None)
         yield None
 
-    _drift.read_concurrently(ad_side(), entra_side())
-    ad_users, ad_state, ad_how, ad_reason = results["ad"]
+    _drift.read_concurrently(entra_side(), *[ad_side(source) for source in sources.sources])
+    ad = [(source.name, ad_results[source.name]) for source in sources.sources]
     entra_users, entra_state, entra_how, entra_reason = results["entra"]
-    save(path, key, ad_state, entra_state)
+    save(path, key, {name: side for name, (_users, side, _how, _reason) in ad}, entra_state)
     reasons = [text for text in (reason,) if text]
     if not reasons:
-        reasons = ["AD: %s" % ad_reason] if ad_reason else []
+        reasons = ["%s: %s" % ("AD" if sources.single else "AD source %s" % name, ad_reason)
+                   for name, (_users, _side, _how, ad_reason) in ad if ad_reason]
         reasons += ["Entra ID: %s" % entra_reason] if entra_reason else []
+    ad_how = ad[0][1][2] if sources.single else {name: how for name, (_users, _side, how, _reason) in ad}
     info = {"state_file": os.path.abspath(path), "ad": ad_how, "entra": entra_how, "full_read_reasons": reasons}
-    return ad_users, entra_users, info
+    return _drift.join_lists([users for _name, (users, _s, _h, _r) in ad]), entra_users, info

@@ -261,6 +261,8 @@ def apply_ad(ad, specs, ignore_format=False, check_mode=False, resolved=None):
             if isinstance(entry, DirsyncError):
                 raise entry
             result["dn"] = entry["dn"]
+            if entry.get("source"):
+                result["ad_source"] = entry["source"]
             key = entry["dn"].lower()
             if key in seen:
                 raise InvalidInput("%s names the same AD user (%s) as %s; a run changes each user once, so %s was not changed. "
@@ -441,7 +443,7 @@ INFO_ENTRA_SELECT = "id,userPrincipalName,mobilePhone,onPremisesSyncEnabled,onPr
 
 def ad_view(entry):
     """What user_phone_info shows of an AD entry: the fields a backup records of the user."""
-    return _backup.ad_record(_drift.ad_user_from_entry(entry))
+    return _backup.ad_record(_drift.ad_user_from_entry(entry, entry.get("source")))
 
 
 def entra_view(user):

@@ -91,10 +91,16 @@ tenant_id:
   type: str
   sample: 00000000-0000-0000-0000-000000000000
 ad_domain:
-  description: The AD domain that was backed up (its default naming context).
+  description: The AD domain that was backed up (its default naming context); null when several AD sources were.
   returned: success
   type: str
   sample: DC=contoso,DC=com
+ad_sources:
+  description: The names of the AD sources that were backed up (the backup records each user's source).
+  returned: success
+  type: list
+  elements: str
+  sample: [contoso.com]
 created_at:
   description: When the backup was taken (UTC).
   returned: success
@@ -131,25 +137,27 @@ counts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
 
 def read_both(module, graph, bases):
-    """Both directories, read at the same time -> (ADClient's domain, AD users, Entra users)."""
+    """Both directories, read at the same time -> (the AD sources, closed, AD users, Entra users)."""
     params = module.params
-    with ADClient(params) as ad:
-        ad_users, entra_users = _drift.read_both(ad, graph, params, bases, attributes=_drift.BACKUP_AD_ATTRIBUTES)
-        return ad.base_dn, ad_users, entra_users
+    with ADSources(params, bases) as ad:
+        ad_users, entra_users = _drift.read_both(ad, graph, params, attributes=_drift.BACKUP_AD_ATTRIBUTES)
+        return ad, ad_users, entra_users
 
 
 def work(module):
     params = module.params
     bases = _drift.check_scope(params)
     graph = graph_client_from_module(module)
-    ad_domain, ad_users, entra_users = read_both(module, graph, bases)
-    document = _backup.build(graph.tenant_id, ad_domain, bases, params["ldap_filter"], ad_users, entra_users)
+    ad, ad_users, entra_users = read_both(module, graph, bases)
+    document = _backup.build(graph.tenant_id, ad.domains[0] if ad.single else None, ad.bases, params["ldap_filter"], ad_users,
+                             entra_users, ad_sources=ad.describe())
     path = _backup.write(params["backup_dir"], document)
     result = _backup.summary(document, path)
     # Not "path": Ansible would add the file's owner, mode and size to the result.

@@ -149,6 +149,28 @@ tenant_id:
   returned: success
   type: str
   sample: 00000000-0000-0000-0000-000000000000
+ad_sources:
+  description:
+    - The AD sources that were read (O(ad_sources), or the one source of the O(ad_server) options), in order. Each row of the
+      report names its user's source (C(ADSource)).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The source's name.
+      type: str
+    domain:
+      description: Its domain (default naming context).
+      type: str
+    search_bases:
+      description: The search bases read in it.
+      type: list
+      elements: str
+  sample:
+    - name: contoso.com
+      domain: DC=contoso,DC=com
+      search_bases: [OU=Sync,DC=contoso,DC=com]
 counts:
   description: Number of users per class (every class is present).
   returned: success
@@ -294,7 +316,8 @@ report_json:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _drift, _drift_state, _files
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
@@ -325,16 +348,16 @@ def work(module):
     include_in_sync = params["report_in_sync"]
     graph = graph_client_from_module(module)
     read = None
-    with ADClient(params) as ad:
+    with ADSources(params, bases) as ad:
         if params["state_file"]:
-            ad_users, entra_users, read = _drift_state.read_both(ad, graph, params, bases, params["state_file"],
-                                                                 full_read=params["full_read"])
+            ad_users, entra_users, read = _drift_state.read_both(ad, graph, params, params["state_file"], full_read=params["full_read"])
         else:
-            ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
+            ad_users, entra_users = _drift.read_both(ad, graph, params)
+        ad_sources, all_bases = ad.describe(), ad.bases
     drift = _drift.pair_and_classify(ad_users, entra_users, include_in_sync=include_in_sync)
     del ad_users, entra_users  # only the rows are needed from here on
     tenant_id = graph.tenant_id
-    header = _drift.report_header(drift, tenant_id, bases, params["ldap_filter"], include_in_sync)
+    header = _drift.report_header(drift, tenant_id, all_bases, params["ldap_filter"], include_in_sync, ad_sources=ad_sources)
     # Written in check mode too: the report is the point of the run, and nothing in AD or Entra ID changes.
     csv_path = _drift.write_csv(params["report_csv"], drift.rows) if params["report_csv"] else None
     json_path = _drift.write_json(params["report_json"], header, drift.rows) if params["report_json"] else None
@@ -344,6 +367,7 @@ def work(module):
     result.update({
         "changed": False,
         "tenant_id": tenant_id,
+        "ad_sources": ad_sources,
         "counts": drift.counts,
         "ad_users": drift.ad_users,
         "entra_users": drift.entra_users,

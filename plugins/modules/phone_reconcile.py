@@ -163,6 +163,10 @@ backup:
     ad_domain:
       description: AD domain of the backup.
       type: str
+    ad_sources:
+      description: Names of the backup's AD sources (each must be one this run connects to).
+      type: list
+      elements: str
     created_at:
       description: When the backup was taken (UTC).
       type: str
@@ -314,7 +318,8 @@ remaining_differences:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _reconcile, _user_phone
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
@@ -326,19 +331,19 @@ def work(module):
     policy = _reconcile.make_policy(params)
     graph = graph_client_from_module(module)
     tenant_id = graph.tenant_id
-    with ADClient(params) as ad:
+    with ADSources(params, bases) as ad:
         # The backup is verified before anything is read, keeping none of its records: a wrong file fails fast.
-        _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn, keep_ad=_backup.keep_none,
+        _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domains=ad.domains, keep_ad=_backup.keep_none,
                      keep_entra=_backup.keep_none)
         excluded_guids = _reconcile.group_members(ad, params["exclude_groups"])
-        ad_users, entra_users = _drift.read_both(ad, graph, params, bases)
+        ad_users, entra_users = _drift.read_both(ad, graph, params)
         drift = _drift.pair_and_classify(ad_users, entra_users)
         del ad_users, entra_users
         changes, skipped = _reconcile.plan(drift.rows, policy, excluded_guids)
         # Verified again as it is read, keeping only the records of the users to write and of the numbers at risk.
         to_write = {(change["object_guid"] or "").lower() for change in changes}
         at_risk = {row.EntraId for row in _reconcile.numbers_at_risk(drift.rows)}
-        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn,
+        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domains=ad.domains,
                               keep_ad=lambda record: record if record["object_guid"].lower() in to_write else None,
                               keep_entra=lambda record: record if record.get("id") in at_risk else None)
         _reconcile.check_backup(changes, _backup.ad_users_by_guid(backup), params["backup_path"], backup["search_bases"])

@@ -96,13 +96,14 @@ tenant_id:
   type: str
   sample: 00000000-0000-0000-0000-000000000000
 backup:
-  description: The backup that was restored (path, tenant_id, ad_domain, created_at, checksum, counts).
+  description: The backup that was restored (path, tenant_id, ad_domain, ad_sources, created_at, checksum, counts); every source of the backup is restored.
   returned: success
   type: dict
   sample:
     path: /var/lib/dirsync/backups/phone-backup_00000000-0000-0000-0000-000000000000_20261128T162951Z.json
     tenant_id: 00000000-0000-0000-0000-000000000000
     ad_domain: DC=contoso,DC=com
+    ad_sources: [contoso.com]
     created_at: "2026-11-28T16:29:51Z"
     checksum: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
     counts: {ad_users: 247, ad_with_mobile: 160, ad_with_other_mobile: 70, entra_users: 245, entra_with_mobile: 158}
@@ -165,7 +166,8 @@ missing:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _phone, _user_phone
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, IdentityNotFound, InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
@@ -244,8 +246,8 @@ def work(module):
     if not tenant_id:
         raise InvalidInput("No tenant_id: give the Graph option tenant_id (or AZURE_TENANT_ID) so that the backup's tenant can be "
                            "checked. Nothing was changed.")
-    with ADClient(params) as ad:
-        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domain=ad.base_dn,
+    with ADSources(params) as ad:
+        backup = _backup.load(params["backup_path"], tenant_id=tenant_id, ad_domains=ad.domains,
                               keep_entra=_backup.keep_all if graph is not None else _backup.keep_none)
         results, unchanged, missing = restore(ad, backup["ad_users"], backup["search_bases"], module.check_mode)
         del backup["ad_users"]

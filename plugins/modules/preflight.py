@@ -79,7 +79,8 @@ checked:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _preflight
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
@@ -99,10 +100,11 @@ def work(module):
         if params["cloud_sync_service_principal_id"] is not None:
             problems += _preflight.cloud_sync_problems(graph, params["cloud_sync_service_principal_id"])
             checked.append("cloud sync job")
-    if bases:
-        with ADClient(params) as ad:
-            problems += _preflight.ad_write_problems(ad, bases, params["ad_write_attributes"])
-        checked += ["AD write access under %s" % base for base in bases]
+    if bases or any(source.get("search_bases") for source in params.get("ad_sources") or ()):
+        with ADSources(params, bases) as ad:
+            for source in ad.sources:
+                problems += _preflight.ad_write_problems(source.client, source.bases, params["ad_write_attributes"])
+                checked += ["AD write access under %s" % base for base in source.bases]
     _preflight.raise_if(problems, "the procedure")
     return {"changed": False, "checked": checked}
 

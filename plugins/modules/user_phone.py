@@ -204,6 +204,7 @@ users:
     - One result per item of O(users), in the same order (also in the failed result when some users failed).
     - Each has C(identity), C(dn) (AD) or C(id) and C(user_principal_name) (Entra ID), C(before), C(after) (null when the user
       could not be read), C(changed) and C(error) (null, or what went wrong for this user and what to do).
+    - With O(directory=ad), a user found in AD also has C(ad_source), the name of the AD source that holds it (O(ad_sources)).
   returned: with O(users)
   type: list
   elements: dict
@@ -224,7 +225,8 @@ counts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _user_phone
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
 
@@ -259,7 +261,7 @@ def work(module):
     if not specs:
         return {"changed": False, "users": [], "counts": {"total": 0, "changed": 0, "unchanged": 0, "failed": 0}, "diff": {}}
     if directory == "ad":
-        with ADClient(params) as ad:
+        with ADSources(params) as ad:
             results = _user_phone.apply_ad(ad, specs, params["ignore_format"], module.check_mode)
     else:
         results = _user_phone.apply_entra(graph_client_from_module(module), specs, params["ignore_format"], module.check_mode)

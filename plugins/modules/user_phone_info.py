@@ -156,10 +156,13 @@ users:
       type: bool
 """
 
+import types
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _user_phone
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ADClient, ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
+from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, AuthError, GraphError, InvalidInput
 from ansible_collections.entraid.dirsync.plugins.module_utils._graph import graph_argument_spec, graph_client_from_module
 from ansible_collections.entraid.dirsync.plugins.module_utils._module import run_module
@@ -200,7 +203,9 @@ class _FailFast:
 
         def call(*args, **kwargs):
             try:
-                return attribute(*args, **kwargs)
+                result = attribute(*args, **kwargs)
+                # A search yields its entries as they come: its failure must happen here too, not where they are read.
+                return list(result) if isinstance(result, types.GeneratorType) else result
             except (AuthError, ADError) as error:
                 raise _Unreadable(error) from None
             except GraphError as error:
@@ -224,7 +229,7 @@ def work(module):
         graph = _FailFast(graph)
     try:
         if "ad" in params["directories"]:
-            with ADClient(params) as ad:
+            with ADSources(params) as ad:
                 users = _user_phone.read_both(identities, ad=_FailFast(ad), graph=graph)
         else:
             users = _user_phone.read_both(identities, graph=graph)

@@ -61,7 +61,7 @@ def test_written_backup_is_private_named_and_loads_back_identical(tmp_path, writ
     assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
     assert os.path.basename(written) == "phone-backup_%s_20261128T162951Z.json" % TENANT
     assert os.listdir(directory) == [os.path.basename(written)]  # no temporary file left behind
-    loaded = _backup.load(written, tenant_id=TENANT.upper(), ad_domain="dc=lab,dc=test")
+    loaded = _backup.load(written, tenant_id=TENANT.upper(), ad_domains=["dc=lab,dc=test"])
     assert loaded == document()
     ann = _backup.ad_users_by_guid(loaded)[str(uuid.uuid5(uuid.NAMESPACE_DNS, "ann"))]
     assert ann["mobile"] == "+1 425 555 0100" and ann["other_mobile"] == ["+1 425 555 0101", "+1 425 555 0102"]
@@ -117,8 +117,8 @@ def test_a_backup_of_another_tenant_is_refused_even_with_a_valid_checksum(tmp_pa
 
 
 def test_a_backup_of_another_domain_is_refused(written):
-    with pytest.raises(InvalidInput, match="backup of the AD domain DC=lab,DC=test, but this run connects to DC=corp,DC=example"):
-        _backup.load(written, tenant_id=TENANT, ad_domain="DC=corp,DC=example")
+    with pytest.raises(InvalidInput, match=r"backup of the AD domain\(s\) DC=lab,DC=test, but this run connects to DC=corp,DC=example"):
+        _backup.load(written, tenant_id=TENANT, ad_domains=["DC=corp,DC=example"])
 
 
 @pytest.mark.parametrize("change, message", [

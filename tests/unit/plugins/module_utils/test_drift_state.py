@@ -13,7 +13,7 @@ KEY = _drift_state.scope_key("TENANT", ["OU=Sync,DC=lab,DC=test"], None)
 
 
 def write_state(path, age=datetime.timedelta(0), **changes):
-    _drift_state.save(str(path), KEY, None, {"delta_link": "https://graph/x", "users": []})
+    _drift_state.save(str(path), KEY, {}, {"delta_link": "https://graph/x", "users": []})
     with open(path, encoding="utf-8") as handle:
         state = json.load(handle)
     state["written_at"] = (datetime.datetime.now(datetime.timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -39,7 +39,7 @@ def test_a_state_file_is_used_only_for_its_tenant_scope_and_version(tmp_path, ch
     write_state(path, **change)
     state, why = _drift_state.load(str(path), KEY)
     if reason is None:
-        assert why is None and state["entra"]["watermark"] == {"delta_link": "https://graph/x"} and state["ad"] is None
+        assert why is None and state["entra"]["watermark"] == {"delta_link": "https://graph/x"} and state["ad"] == {}
     else:
         assert state is None and reason in why
 

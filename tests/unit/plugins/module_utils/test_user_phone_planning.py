@@ -277,8 +277,9 @@ def test_long_lists_in_messages_stop_after_twenty():
 def test_ad_view_is_the_record_a_backup_keeps():
     guid = uuid.UUID("6f9619ff-8b86-d011-b42d-00c04fc964ff")
     entry = {"dn": "CN=A,DC=lab,DC=test", "objectguid": [guid.bytes_le], "ms-ds-consistencyguid": [], "userprincipalname": ["a@lab.test"],
-             "samaccountname": ["a"], "mobile": [" +1 425 "], "othermobile": ["+2", " "]}
+             "samaccountname": ["a"], "mobile": [" +1 425 "], "othermobile": ["+2", " "], "source": "lab.test"}
     view = _user_phone.ad_view(entry)
     assert view == {"dn": "CN=A,DC=lab,DC=test", "object_guid": str(guid), "user_principal_name": "a@lab.test", "sam_account_name": "a",
-                    "immutable_id": base64.b64encode(guid.bytes_le).decode(), "mobile": " +1 425 ", "other_mobile": ["+2", " "]}
-    assert tuple(view) == _backup.AD_KEYS
+                    "immutable_id": base64.b64encode(guid.bytes_le).decode(), "mobile": " +1 425 ", "other_mobile": ["+2", " "],
+                    "source": "lab.test"}
+    assert tuple(view) == _backup.AD_KEYS + ("source",)

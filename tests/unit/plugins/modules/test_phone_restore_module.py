@@ -8,6 +8,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import IdentityNotFound
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad_sources
 from ansible_collections.entraid.dirsync.plugins.modules import phone_restore
 
 TENANT = "e1f41257-abc5-59f8-83f4-66462474b972"
@@ -26,6 +27,17 @@ def ad_user(name, mobile):
 class FakeADClient:
     """AD now: ann's number changed since the backup, bob is unchanged, gone was deleted."""
 
+    base_dn = "DC=lab,DC=test"
+    host = "dc1"
+    reconnections = ()
+    recovered = ()
+
+    def connect(self):
+        return self
+
+    def close(self):
+        pass
+
     instances = []
     now = None  # {guid: (dn, mobile list, otherMobile list)} to replace the default directory
 
@@ -41,7 +53,7 @@ class FakeADClient:
     def __exit__(self, *exc_info):
         pass
 
-    def resolve_users(self, identities, attributes):
+    def resolve_users(self, identities, attributes, search_base=None):
         self.lookups.append(list(identities))
         assert "mobile" in attributes and "otherMobile" in attributes
         if FakeADClient.now is not None:
@@ -71,7 +83,7 @@ def sign_ins(monkeypatch):
     FakeADClient.instances = []
     FakeADClient.now = None
     monkeypatch.delenv("AZURE_TENANT_ID", raising=False)
-    monkeypatch.setattr(phone_restore, "ADClient", FakeADClient)
+    monkeypatch.setattr(_ad_sources, "ADClient", FakeADClient)
     monkeypatch.setattr(phone_restore, "graph_client_from_module", lambda module: calls.append(module) or FakeGraph())
     return calls
 

@@ -5,6 +5,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad_sources
 from ansible_collections.entraid.dirsync.plugins.modules import user_phone_info
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, AuthError, GraphError
 
@@ -13,6 +14,17 @@ ANCHOR = "AQEBAQEBAQEBAQEBAQEBAQ=="
 
 
 class FakeAD:
+    base_dn = "DC=lab,DC=test"
+    host = "dc1"
+    reconnections = ()
+    recovered = ()
+
+    def connect(self):
+        return self
+
+    def close(self):
+        pass
+
     def __init__(self, params, search_error=None):
         self.search_error = search_error
 
@@ -22,11 +34,11 @@ class FakeAD:
     def __exit__(self, *exc_info):
         pass
 
-    def resolve_users(self, identities, attributes):
+    def resolve_users(self, identities, attributes, search_base=None):
         from ansible_collections.entraid.dirsync.plugins.module_utils._errors import IdentityNotFound  # pylint: disable=import-outside-toplevel
         return {identity: IdentityNotFound("No AD user matches %r." % identity) for identity in identities}
 
-    def paged_search(self, base, ldap_filter, attributes):
+    def paged_search(self, base, ldap_filter, attributes, **_options):
         if self.search_error:
             raise self.search_error
         return iter(())
@@ -52,7 +64,7 @@ class FakeGraph:
 
 def run(args, capsys, graph, ad_error=None, monkeypatch=None):
     monkeypatch.setattr(user_phone_info, "graph_client_from_module", lambda module: graph)
-    monkeypatch.setattr(user_phone_info, "ADClient", lambda params: FakeAD(params, ad_error))
+    monkeypatch.setattr(_ad_sources, "ADClient", lambda params: FakeAD(params, ad_error))
     with patch_module_args(args), pytest.raises(SystemExit) as info:
         user_phone_info.main()
     return info.value.code, json.loads(capsys.readouterr().out)

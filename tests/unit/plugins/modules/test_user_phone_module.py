@@ -5,11 +5,23 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.entraid.dirsync.plugins.module_utils import _ad_sources
 from ansible_collections.entraid.dirsync.plugins.modules import user_phone, user_phone_info
 
 
 class FakeADClient:
     """Stands in for _ad.ADClient (a context manager with resolve_users/modify)."""
+
+    base_dn = "DC=lab,DC=test"
+    host = "dc1"
+    reconnections = ()
+    recovered = ()
+
+    def connect(self):
+        return self
+
+    def close(self):
+        pass
 
     instances = []
 
@@ -24,7 +36,7 @@ class FakeADClient:
     def __exit__(self, *exc_info):
         pass
 
-    def resolve_users(self, identities, attributes):
+    def resolve_users(self, identities, attributes, search_base=None):
         return {identity: {"dn": "CN=%s" % identity, "mobile": [], "othermobile": [], "objectguid": [b"\x01" * 16],
                            "userprincipalname": [identity], "samaccountname": [identity]} for identity in identities}
 
@@ -46,7 +58,7 @@ def run(module, args, capsys):
 def fakes(monkeypatch):
     FakeADClient.instances = []
     for module in (user_phone, user_phone_info):
-        monkeypatch.setattr(module, "ADClient", FakeADClient)
+        monkeypatch.setattr(_ad_sources, "ADClient", FakeADClient)
         monkeypatch.setattr(module, "graph_client_from_module", no_graph)
 
 
