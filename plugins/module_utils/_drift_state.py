@@ -334,8 +334,8 @@ def read_both(sources, graph, params, path, full_read=False):
     """Users of both directories, read incrementally where the state at ``path`` allows -> (ad_users, entra_users, info).
 
     ``sources``: a connected ``_ad_sources.ADSources``; each AD source has its own watermark. The state file is written
-    again with the new watermarks. ``info`` says, per directory (per AD source when there are several), whether it was
-    read in full or incrementally, and why a full read was needed.
+    again with the new watermarks. ``info`` says, per directory, whether it was read in full or incrementally ("mixed"
+    when some AD sources were read in full; ``ad_sources`` says how each was), and why a full read was needed.
     """
     key = dict(scope_key(graph.tenant_id, sources.bases, params.get("ldap_filter")), ad_sources=[source.name for source in sources.sources])
     state, reason = (None, "full_read=true") if full_read else load(path, key)
@@ -359,6 +359,7 @@ def read_both(sources, graph, params, path, full_read=False):
         reasons = ["%s: %s" % ("AD" if sources.single else "AD source %s" % name, ad_reason)
                    for name, (_users, _side, _how, ad_reason) in ad if ad_reason]
         reasons += ["Entra ID: %s" % entra_reason] if entra_reason else []
-    ad_how = ad[0][1][2] if sources.single else {name: how for name, (_users, _side, how, _reason) in ad}
-    info = {"state_file": os.path.abspath(path), "ad": ad_how, "entra": entra_how, "full_read_reasons": reasons}
+    per_source = {name: how for name, (_users, _side, how, _reason) in ad}
+    ad_how = set(per_source.values()).pop() if len(set(per_source.values())) == 1 else "mixed"
+    info = {"state_file": os.path.abspath(path), "ad": ad_how, "ad_sources": per_source, "entra": entra_how, "full_read_reasons": reasons}
     return _drift.join_lists([users for _name, (users, _s, _h, _r) in ad]), entra_users, info

@@ -70,6 +70,7 @@ options:
         backup (a new C(invocationId)); when an OU or container in the scope changed (a rename or move changes its
         users' DNs without changing them); when O(ldap_filter) tests a back-link such as C(memberOf); and when Graph
         answers that the delta link expired.
+      - With O(ad_sources), each AD source has its own watermark and is read in full or incrementally on its own.
       - Use one state file per tenant and scope. One that group or others can write, or that another user owns, is
         refused, as it decides what the report says.
       - A missing directory is created with mode C(0700). The file is written in check mode too, like the reports.
@@ -287,8 +288,11 @@ read:
       description: Absolute path of the state file written.
       type: str
     ad:
-      description: V(full) or V(incremental).
+      description: V(full) or V(incremental); V(mixed) when some AD sources were read in full and others incrementally.
       type: str
+    ad_sources:
+      description: V(full) or V(incremental) for each AD source, by name.
+      type: dict
     entra:
       description: V(full) or V(incremental).
       type: str
@@ -299,6 +303,7 @@ read:
   sample:
     state_file: /var/lib/dirsync/drift-state.json
     ad: incremental
+    ad_sources: {contoso.com: incremental}
     entra: incremental
     full_read_reasons: []
 report_csv:

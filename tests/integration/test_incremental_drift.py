@@ -7,12 +7,12 @@ The lab is reset afterwards (lab_reset): the tests add, move, delete and edit us
 import json
 import os
 import random
-import ssl
 import uuid
 
 import ldap3
 import pytest
 
+import lab_ad
 from lab_play import PLAY_HEADER
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
@@ -29,13 +29,17 @@ PLAY = PLAY_HEADER + """    - name: compare
 
 
 @pytest.fixture(scope="module")
-def ad(lab_reset):
-    ldap = lab_reset["ldap"]
-    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ldap["ca_file"])
-    server = ldap3.Server(ldap["server"], port=ldap["ldaps_port"], use_ssl=True, tls=tls, get_info=ldap3.NONE)
-    conn = ldap3.Connection(server, ldap["username"], ldap["password"], auto_bind=True, raise_exceptions=False)
-    yield conn
-    conn.unbind()
+def forests(lab_reset):
+    """[(forest, connection)] for every forest of the lab, forest A first."""
+    connections = lab_ad.connections(lab_reset, raise_exceptions=False)
+    yield connections
+    for _forest, conn in connections:
+        conn.unbind()
+
+
+@pytest.fixture(scope="module")
+def ad(forests):
+    return forests[0][1]
 
 
 @pytest.fixture
@@ -63,9 +67,9 @@ def scope_users(ad, base):
     return [(item["dn"], item["attributes"]) for item in ad.response if item.get("type") == "searchResEntry"]
 
 
-def change_ad(ad, lab, rng, tag):
-    """Random AD changes of every kind the report can see."""
-    base, outside = lab["ldap"]["sync_scope"][0], lab["ldap"]["out_of_scope"][0]
+def change_ad(ad, ldap, rng, tag):
+    """Random AD changes of every kind the report can see, in the forest of ``ldap`` (lab.json's description of it)."""
+    base, outside = ldap["sync_scope"][0], ldap["out_of_scope"][0]
     users = scope_users(ad, base)
     picked = rng.sample(users, 8)
     for dn, _attrs in picked[:3]:
@@ -78,7 +82,7 @@ def change_ad(ad, lab, rng, tag):
     assert ad.delete(picked[7][0]), ad.result
     sam = "incr%s%s" % (tag, uuid.uuid4().hex[:6])
     assert ad.add("CN=%s,%s" % (sam, base), USER_CLASSES,
-                  {"sAMAccountName": sam, "userPrincipalName": "%s@lab.test" % sam, "mobile": "+1 425 555 0199"}), ad.result
+                  {"sAMAccountName": sam, "userPrincipalName": "%s@%s" % (sam, ldap["realm"].lower()), "mobile": "+1 425 555 0199"}), ad.result
     # A user moved into the scope from outside it.
     outsiders = scope_users(ad, outside)
     dn = rng.choice(outsiders)[0]
@@ -99,7 +103,7 @@ def change_cloud(control, rng, tag):
 
 @pytest.mark.parametrize("minimal,unselected", [("honoured", "skipped"), ("ignored", "returned")])
 def test_an_incremental_run_gives_the_full_run_s_report_after_random_changes_on_both_sides(
-        compare, ad, lab, control, tmp_path, minimal, unselected):
+        compare, forests, lab, control, tmp_path, minimal, unselected):
     control.post("/options", {"options": {"delta_minimal": minimal, "delta_unselected_changes": unselected}})
     state = str(tmp_path / "state" / "drift-state.json")
     first, first_rows, _counts = compare(state)
@@ -107,10 +111,12 @@ def test_an_incremental_run_gives_the_full_run_s_report_after_random_changes_on_
     assert oct(os.stat(state).st_mode & 0o777) == "0o600"
     rng = random.Random(minimal + unselected)
     for round_number in range(2):
-        change_ad(ad, lab, rng, "%s%d" % (minimal[0], round_number))
+        for number, (forest, ad) in enumerate(forests):  # in every forest
+            change_ad(ad, forest["ldap"], rng, "%s%d%d" % (minimal[0], round_number, number))
         change_cloud(control, rng, "%s%d" % (minimal[0], round_number))
         control.post("/sync", {"type": "delta"})  # some AD changes reach the cloud, some cloud edits stay overrides
-        change_ad(ad, lab, rng, "%s%db" % (minimal[0], round_number))
+        for number, (forest, ad) in enumerate(forests):
+            change_ad(ad, forest["ldap"], rng, "%s%db%d" % (minimal[0], round_number, number))
         incremental, rows, counts = compare(state)
         assert (incremental["read"]["ad"], incremental["read"]["entra"]) == ("incremental", "incremental"), incremental["read"]
         assert incremental["read"]["full_read_reasons"] == []
@@ -135,7 +141,10 @@ def test_each_reason_for_a_full_read_is_taken_and_said(compare, ad, lab, control
     compare(state)
     assert ad.modify_dn(ou, "OU=IncrementalRenamed"), ad.result
     renamed, rows, _counts = compare(state)
-    assert renamed["read"]["ad"] == "full" and renamed["read"]["entra"] == "incremental"
+    # Only forest A's OU changed: each forest has its own watermark, so only A is read in full.
+    others = {forest["name"]: "incremental" for forest in lab_ad.forests(lab)[1:]}
+    assert renamed["read"]["ad_sources"] == dict(others, **{lab_ad.forests(lab)[0]["name"]: "full"})
+    assert renamed["read"]["ad"] == ("mixed" if others else "full") and renamed["read"]["entra"] == "incremental"
     assert "IncrementalRename" in renamed["read"]["full_read_reasons"][0] and "container" in renamed["read"]["full_read_reasons"][0]
     assert rows == compare()[1]
     assert any(sam in row and "OU=IncrementalRenamed" in row for row in rows)
@@ -146,11 +155,12 @@ def test_each_reason_for_a_full_read_is_taken_and_said(compare, ad, lab, control
     assert "syncStateNotFound" in expired["read"]["full_read_reasons"][0]
     # full_read, then a back-link filter, then another scope.
     assert compare(state, full_read=True)[0]["read"] == {"state_file": state, "ad": "full", "entra": "full",
+                                                         "ad_sources": {forest["name"]: "full" for forest in lab_ad.forests(lab)},
                                                          "full_read_reasons": ["full_read=true"]}
     member_of = compare(state, ldap_filter="(!(memberOf=CN=Nobody,%s))" % base)[0]
     assert member_of["read"]["ad"] == "full" and "another tenant, search bases or ldap_filter" in member_of["read"]["full_read_reasons"][0]
     member_of = compare(state, ldap_filter="(!(memberOf=CN=Nobody,%s))" % base)[0]
-    assert member_of["read"]["ad"] == "full" and "memberOf" in member_of["read"]["full_read_reasons"][0]
+    assert member_of["read"]["ad"] == "full" and all("memberOf" in reason for reason in member_of["read"]["full_read_reasons"])
     assert member_of["read"]["entra"] == "incremental"
 
 

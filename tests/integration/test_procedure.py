@@ -11,7 +11,6 @@ exist before and after, not whole dumps.
 
 import json
 import os
-import ssl
 import urllib.error
 import urllib.request
 
@@ -19,6 +18,8 @@ import ldap3
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _phone
+from dirsync_lab import samba
+import lab_ad
 from lab_play import PLAY_HEADER, ROOT
 
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
@@ -43,33 +44,28 @@ def workdir(tmp_path_factory):
 
 
 def ldap_phones(lab):
-    """Every user of the domain: {objectGUID: {dn, anchor, mobile, other}} with the values exactly as AD holds them."""
+    """Every user of every forest's domain: {objectGUID: {dn, anchor, mobile, other}} with the values exactly as AD holds them."""
     import base64  # pylint: disable=import-outside-toplevel
     import uuid  # pylint: disable=import-outside-toplevel
-    config = lab["ldap"]
-    tls = ldap3.Tls(ca_certs_file=config["ca_file"], validate=ssl.CERT_REQUIRED)
-    server = ldap3.Server(config["server"], port=config["ldaps_port"], use_ssl=True, tls=tls, get_info=ldap3.NONE)
-    connection = ldap3.Connection(server, user=config["username"], password=config["password"], auto_bind=True, read_only=True)
     users = {}
-    try:
-        for item in connection.extend.standard.paged_search(config["base_dn"], USER_FILTER, attributes=[
-                "objectGUID", "mS-DS-ConsistencyGuid", "mobile", "otherMobile"], paged_size=500, generator=True):
-            if item.get("type") != "searchResEntry":
-                continue
-            raw = item["raw_attributes"]
-            users[str(uuid.UUID(bytes_le=raw["objectGUID"][0]))] = {
-                "dn": item["dn"],
-                "anchor": base64.b64encode((raw.get("mS-DS-ConsistencyGuid") or raw["objectGUID"])[0]).decode("ascii"),
-                "mobile": raw["mobile"][0].decode("utf-8") if raw.get("mobile") else None,
-                "other": sorted(value.decode("utf-8") for value in raw.get("otherMobile") or ()),
-            }
-    finally:
-        connection.unbind()
+    for forest, connection in lab_ad.connections(lab, read_only=True):
+        try:
+            for item in lab_ad.paged(connection, forest["ldap"]["base_dn"], USER_FILTER, ["objectGUID", "mS-DS-ConsistencyGuid", "mobile",
+                                                                                          "otherMobile"]):
+                raw = item["raw_attributes"]
+                users[str(uuid.UUID(bytes_le=raw["objectGUID"][0]))] = {
+                    "dn": item["dn"],
+                    "anchor": base64.b64encode((raw.get("mS-DS-ConsistencyGuid") or raw["objectGUID"])[0]).decode("ascii"),
+                    "mobile": raw["mobile"][0].decode("utf-8") if raw.get("mobile") else None,
+                    "other": sorted(value.decode("utf-8") for value in raw.get("otherMobile") or ()),
+                }
+        finally:
+            connection.unbind()
     return users
 
 
 def in_scope(lab, dn):
-    return any(dn.lower().endswith("," + base.lower()) for base in lab["ldap"]["sync_scope"])
+    return lab_ad.in_scope(lab, dn)
 
 
 def tenant(control):
@@ -151,9 +147,7 @@ RECONCILE_CHECK = PLAY_HEADER + """    - name: backup
 def nested_group(lab):
     """``nested_group(member_dn)`` -> name of a group holding ``member_dn`` through a nested group; both deleted afterwards."""
     config = lab["ldap"]
-    tls = ldap3.Tls(ca_certs_file=config["ca_file"], validate=ssl.CERT_REQUIRED)
-    server = ldap3.Server(config["server"], port=config["ldaps_port"], use_ssl=True, tls=tls, get_info=ldap3.NONE)
-    connection = ldap3.Connection(server, user=config["username"], password=config["password"], auto_bind=True)
+    connection = samba.connect(config)
     parent = "OU=Lab," + config["base_dn"]
     created = []
 
