@@ -27,7 +27,7 @@ import ldap3
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_drift import COMPARE, LAB_DIR, lab, run_play, run_sizes, summary  # noqa: E402 pylint: disable=wrong-import-position
+from bench_drift import COMPARE, LAB_DIR, ONE_FOREST, lab, run_play, run_sizes, summary  # noqa: E402 pylint: disable=wrong-import-position
 
 CHANGED_SHARE = 0.01
 USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
@@ -81,7 +81,7 @@ def run_compare(workdir, name, state=None):
 
 def bench(count, rounds):
     lab("down")
-    lab("up", "--count", str(count))
+    lab("up", "--count", str(count), env=ONE_FOREST)
     described = _lab_json()
     conn = _ldap(described)
     rng = random.Random(count)

@@ -26,7 +26,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_drift import lab, run_play, run_sizes, summary  # noqa: E402  pylint: disable=wrong-import-position
+from bench_drift import ONE_FOREST, lab, run_play, run_sizes, summary  # noqa: E402  pylint: disable=wrong-import-position
 
 SCOPE = """        search_bases: "{{ entraid_ad_search_bases }}"
 """
@@ -47,7 +47,7 @@ def latest_backup(workdir):
 
 def bench(count, rounds):
     lab("down")
-    lab("up", "--count", str(count))
+    lab("up", "--count", str(count), env=ONE_FOREST)
     measures = {name: [] for name in TASKS}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as workdir:
         for _round in range(rounds):
