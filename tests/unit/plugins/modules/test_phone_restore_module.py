@@ -9,6 +9,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import IdentityNotFound
 from ansible_collections.entraid.dirsync.plugins.module_utils import _ad_sources
+from ansible_collections.entraid.dirsync.tests.unit.plugins.modules.ad_fakes import ConnectableFake
 from ansible_collections.entraid.dirsync.plugins.modules import phone_restore
 
 TENANT = "e1f41257-abc5-59f8-83f4-66462474b972"
@@ -24,19 +25,8 @@ def ad_user(name, mobile):
                          anchor="anchor-" + name, sid=None, mobile=mobile, other_mobile=(), enabled=True)
 
 
-class FakeADClient:
+class FakeADClient(ConnectableFake):
     """AD now: ann's number changed since the backup, bob is unchanged, gone was deleted."""
-
-    base_dn = "DC=lab,DC=test"
-    host = "dc1"
-    reconnections = ()
-    recovered = ()
-
-    def connect(self):
-        return self
-
-    def close(self):
-        pass
 
     instances = []
     now = None  # {guid: (dn, mobile list, otherMobile list)} to replace the default directory

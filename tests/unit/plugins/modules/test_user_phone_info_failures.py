@@ -6,6 +6,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _ad_sources
+from ansible_collections.entraid.dirsync.tests.unit.plugins.modules.ad_fakes import ConnectableFake
 from ansible_collections.entraid.dirsync.plugins.modules import user_phone_info
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import ADError, AuthError, GraphError
 
@@ -13,17 +14,7 @@ GUID = b"\x01" * 16
 ANCHOR = "AQEBAQEBAQEBAQEBAQEBAQ=="
 
 
-class FakeAD:
-    base_dn = "DC=lab,DC=test"
-    host = "dc1"
-    reconnections = ()
-    recovered = ()
-
-    def connect(self):
-        return self
-
-    def close(self):
-        pass
+class FakeAD(ConnectableFake):
 
     def __init__(self, params, search_error=None):
         self.search_error = search_error

@@ -6,22 +6,12 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _ad_sources
+from ansible_collections.entraid.dirsync.tests.unit.plugins.modules.ad_fakes import ConnectableFake
 from ansible_collections.entraid.dirsync.plugins.modules import user_phone, user_phone_info
 
 
-class FakeADClient:
+class FakeADClient(ConnectableFake):
     """Stands in for _ad.ADClient (a context manager with resolve_users/modify)."""
-
-    base_dn = "DC=lab,DC=test"
-    host = "dc1"
-    reconnections = ()
-    recovered = ()
-
-    def connect(self):
-        return self
-
-    def close(self):
-        pass
 
     instances = []
 
