@@ -216,14 +216,18 @@ def _tagged(source, entry):
 
 
 def _combine(identity, answers):
-    """One source's answer for ``identity`` from every source's: [(source, entry or DirsyncError)]."""
+    """One source's answer for ``identity`` from every source's: [(source, entry or DirsyncError)]. Ambiguous when it is
+    found in two sources, or found in one and ambiguous in another."""
     found = [(source, entry) for source, entry in answers if not isinstance(entry, DirsyncError)]
-    if len(found) == 1:
+    ambiguous = [(source, error) for source, error in answers if isinstance(error, AmbiguousIdentity)]
+    if len(found) == 1 and not ambiguous:
         return _tagged(*found[0])
     if found:
         where = ["%s (%s)" % (entry["dn"], source.name) for source, entry in found]
+        where += ["%s (%s)" % (dn, source.name) for source, error in ambiguous for dn in error.details.get("matches") or ()]
         return AmbiguousIdentity("%r matches users in %d AD sources: %s. Name the user by distinguished name or objectGUID."
-                                 % (identity, len(found), "; ".join(where)), identity=identity, matches=[entry["dn"] for _s, entry in found])
+                                 % (identity, len(found) + len(ambiguous), "; ".join(where)), identity=identity,
+                                 matches=[text.rsplit(" (", 1)[0] for text in where])
     errors = [entry for _source, entry in answers if not isinstance(entry, IdentityNotFound)]
     if errors:
         return errors[0]  # ambiguous within one source, or a bad identity: that source's own message

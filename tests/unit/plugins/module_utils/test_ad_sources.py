@@ -34,7 +34,8 @@ class FakeClient:
         for identity in identities:
             matches = [dict(entry) for dn, entry in self.users.items() if identity.lower() in (dn.lower(), entry["sam"])]
             found[identity] = (matches[0] if len(matches) == 1 else
-                               AmbiguousIdentity("%r twice" % identity) if matches else IdentityNotFound("No AD user matches %r." % identity))
+                               AmbiguousIdentity("%r twice" % identity, matches=[entry["dn"] for entry in matches]) if matches
+                               else IdentityNotFound("No AD user matches %r." % identity))
         return found
 
     def paged_search(self, base, ldap_filter, attributes, **_options):
@@ -108,6 +109,16 @@ def test_users_are_looked_up_in_every_source_and_a_name_in_two_is_ambiguous(two_
     assert (found["bob"]["dn"], found["bob"]["source"]) == ("CN=Bob,OU=Sync," + FABRIKAM, "fabrikam.test")
     assert isinstance(found["jo"], AmbiguousIdentity) and "2 AD sources" in str(found["jo"]) and "(fabrikam.test)" in str(found["jo"])
     assert isinstance(found["nobody"], IdentityNotFound) and "in any AD source (lab.test, fabrikam.test)" in str(found["nobody"])
+
+
+def test_a_name_found_in_one_source_and_ambiguous_in_another_is_ambiguous(two_forests):
+    lab_users = FakeClient.domains["dc1.lab.test"][1]
+    lab_users["CN=Bob,OU=Other," + LAB] = user("CN=Bob,OU=Other," + LAB, "bob")
+    lab_users["CN=Bob2,OU=Other," + LAB] = user("CN=Bob2,OU=Other," + LAB, "bob")
+    with _ad_sources.ADSources(two_forests) as ad:
+        found = ad.resolve_users(["bob"], ["mobile"])["bob"]
+    assert isinstance(found, AmbiguousIdentity) and "3 AD sources" not in str(found)
+    assert sorted(found.details["matches"]) == sorted(["CN=Bob,OU=Sync," + FABRIKAM, "CN=Bob,OU=Other," + LAB, "CN=Bob2,OU=Other," + LAB])
 
 
 def test_a_distinguished_name_is_looked_up_and_written_only_in_its_own_source(two_forests):
