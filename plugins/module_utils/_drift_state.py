@@ -28,12 +28,15 @@ import datetime
 import json
 import os
 import re
+import threading
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _drift, _files, _identity
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import GraphError, InvalidInput
 
 STATE_KIND = "entraid.dirsync phone_compare state"
-STATE_VERSION = 2  # 2: the AD side per AD source
+# 2: the AD side per AD source. 3: JSON lines, the watermarks first, then each side's users a chunk per line, so a
+# repeat run asks both directories what changed while it parses the users (the parse holds the GIL a chunk at a time).
+STATE_VERSION = 3
 # Graph's delta links for directory objects live 7 days; a day of margin.
 MAX_STATE_AGE = datetime.timedelta(days=6)
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID, so deletions are seen
@@ -61,23 +64,11 @@ def scope_key(tenant_id, bases, ldap_filter):
             "ldap_filter": (ldap_filter or "").strip() or None}
 
 
-def _write_side(handle, name, side):
-    """``"name": {"watermark": ..., "users": [...]}`` (or null); named tuples as JSON arrays, a chunk at a time, with the C
-    encoder, never the whole file in memory."""
-    if side is None:
-        handle.write('%s: null' % json.dumps(name))
-        return
-    users = side.pop("users")
-    handle.write('%s: {"watermark": %s, "users": [' % (json.dumps(name), json.dumps(side)))
-    for start in range(0, len(users), SAVE_CHUNK):
-        handle.write("," if start else "")
-        handle.write(json.dumps(users[start:start + SAVE_CHUNK], ensure_ascii=False)[1:-1])
-    handle.write("]}")
-
-
 def load(path, key):
     """The state at ``path`` when it is usable for ``key`` -> (state or None, reason it is not used or None).
 
+    Only the first line is read: ``state`` is ``{"ad": {source name: side}, "entra": side}``, each side
+    ``{"watermark": ..., "users": function}``; the users are parsed by ``StateUsers`` (``read_both`` starts it at once).
     A state file that others could have written is refused (InvalidInput): it decides what the report says.
     """
     if not os.path.lexists(path):
@@ -85,34 +76,96 @@ def load(path, key):
     _files.check_private_file(path, "state file")
     try:
         with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
+            header = json.loads(handle.readline())
     except (OSError, ValueError) as exc:
         return None, "the state file could not be read (%s); it is written again" % exc
-    if not isinstance(state, dict) or state.get("kind") != STATE_KIND or state.get("version") != STATE_VERSION:
+    if not isinstance(header, dict) or header.get("kind") != STATE_KIND or header.get("version") != STATE_VERSION:
         return None, "the state file is not a phone_compare state of version %d; it is written again" % STATE_VERSION
-    if state.get("scope") != key:
+    if header.get("scope") != key:
         return None, "the state file is for another tenant, search bases or ldap_filter; it is written again"
     try:
-        written = datetime.datetime.strptime(state["written_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        written = datetime.datetime.strptime(header["written_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
     except (KeyError, TypeError, ValueError):
         return None, "the state file has no valid written_at; it is written again"
     if _now() - written > MAX_STATE_AGE:
         return None, "the state file is older than %d days (Graph's delta links expire after 7)" % MAX_STATE_AGE.days
-    return state, None
+    users = StateUsers(path)
+
+    def side(kind, name, watermark):
+        return None if watermark is None else {"watermark": watermark, "users": lambda: users.get(kind, name)}
+    ad = header.get("ad") if isinstance(header.get("ad"), dict) else {}
+    return {"ad": {name: side("ad", name, mark) for name, mark in ad.items()}, "entra": side("entra", None, header.get("entra")),
+            "users": users}, None
+
+
+class StateUnusable(Exception):
+    """The users of a state file cannot be read (it was edited or truncated): that directory is read in full."""
+
+
+class StateUsers:
+    """The users of a state file, parsed in a thread of their own (``start``); ``get`` waits for them."""
+
+    def __init__(self, path):
+        self._path = path
+        self._sides, self._error = {}, None
+        self._thread = threading.Thread(target=self._parse, name="drift-state", daemon=True)
+        self._started = False
+
+    def start(self):
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def _parse(self):
+        try:
+            with open(self._path, encoding="utf-8") as handle:
+                handle.readline()
+                for line in handle:
+                    mark = json.loads(line)
+                    if mark == {"end": True}:
+                        return
+                    rows = []
+                    for _chunk in range(mark["chunks"]):
+                        rows.extend(json.loads(handle.readline()))
+                    self._sides[(mark["side"], mark["name"])] = rows
+            self._error = "it has no end mark (truncated)"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._error = "its users cannot be read (%s)" % exc
+
+    def get(self, kind, name):
+        """The rows of a side; StateUnusable if the file could not be read whole."""
+        self.start()
+        self._thread.join()
+        if self._error or (kind, name) not in self._sides:
+            raise StateUnusable("the state file was edited or truncated: %s" % (self._error or "no users of %s" % (name or kind)))
+        return self._sides.pop((kind, name))
 
 
 def save(path, key, ad_states, entra_state):
     """Write the state atomically (mode 0600: it holds phone numbers): ``ad_states`` is {AD source name: side}; a side
-    whose watermark is not valid (None) is left out."""
+    whose watermark is not valid (None) is left out. The users go a chunk per line, with the C encoder, never the whole
+    file in memory; named tuples as JSON arrays."""
+    sides = [("ad", name, side) for name, side in ad_states.items()] + [("entra", None, entra_state)]
+
     def write(handle):
-        handle.write('{"kind": %s, "version": %d, "written_at": %s, "scope": %s,\n"ad": {' % (
-            json.dumps(STATE_KIND), STATE_VERSION, json.dumps(_now().strftime("%Y-%m-%dT%H:%M:%SZ")), json.dumps(key)))
-        for position, (name, side) in enumerate(ad_states.items()):
-            handle.write(",\n" if position else "")
-            _write_side(handle, name, side)
-        handle.write("},\n")
-        _write_side(handle, "entra", entra_state)
-        handle.write(',\n"end": true}\n')
+        header = {"kind": STATE_KIND, "version": STATE_VERSION, "written_at": _now().strftime("%Y-%m-%dT%H:%M:%SZ"), "scope": key,
+                  "ad": {}, "entra": None}
+        for kind, name, side in sides:
+            watermark = None if side is None else {item: value for item, value in side.items() if item != "users"}
+            if kind == "ad":
+                header["ad"][name] = watermark
+            else:
+                header["entra"] = watermark
+        handle.write(json.dumps(header) + "\n")
+        for kind, name, side in sides:
+            if side is None:
+                continue
+            users = side["users"]
+            chunks = range(0, len(users), SAVE_CHUNK)
+            handle.write(json.dumps({"side": kind, "name": name, "chunks": len(chunks)}) + "\n")
+            for start in chunks:
+                handle.write(json.dumps(users[start:start + SAVE_CHUNK], ensure_ascii=False) + "\n")
+        handle.write('{"end": true}\n')
     _files.ensure_directory(path, "state file")
     return _files.atomic_write(path, write, what="state file")
 
@@ -223,8 +276,13 @@ def read_ad(ad, params, bases, previous, source=None):
             reason = "%d objects changed, more than %d: a full read is as fast" % (len(changed), MAX_CHANGED)
     used = []
     if reason is None:
+        try:
+            rows = previous["users"]()
+        except StateUnusable as exc:
+            reason = str(exc)
+    if reason is None:
         how = "incremental"
-        users = {row[3]: _ad_user_of(row) for row in previous.pop("users")}
+        users = {row[3]: _ad_user_of(row) for row in rows}
         # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
         for guid in changed:
             users.pop(_identity.guid_bytes_to_string(guid), None)
@@ -309,10 +367,14 @@ def read_entra(graph, params, previous):
                 raise
             reason = "Graph's delta link expired (%s)" % exc.code
         else:
-            users = {row[0]: _drift.EntraUser(*row) for row in previous.pop("users")}
-            _apply_delta(graph, users, items)
-            users = list(users.values())
-            return users, {"delta_link": link, "users": users}, "incremental", None
+            try:
+                users = {row[0]: _drift.EntraUser(*row) for row in previous["users"]()}
+            except StateUnusable as exc:
+                reason = str(exc)
+            else:
+                _apply_delta(graph, users, items)
+                users = list(users.values())
+                return users, {"delta_link": link, "users": users}, "incremental", None
     # Sync from now, before the listing: what changes while it runs comes again in the next delta.
     latest = graph.get("users/delta", params={"$deltatoken": "latest", "$select": ",".join(DELTA_SELECT)}) or {}
     link = latest.get("@odata.deltaLink")
@@ -339,6 +401,8 @@ def read_both(sources, graph, params, path, full_read=False):
     """
     key = dict(scope_key(graph.tenant_id, sources.bases, params.get("ldap_filter")), ad_sources=[source.name for source in sources.sources])
     state, reason = (None, "full_read=true") if full_read else load(path, key)
+    if state:
+        state["users"].start()  # parsed while both directories are asked what changed
     previous = (state or {}).get("ad") or {}
     results, ad_results = {}, {}
 

@@ -15,12 +15,44 @@ KEY = _drift_state.scope_key("TENANT", ["OU=Sync,DC=lab,DC=test"], None)
 def write_state(path, age=datetime.timedelta(0), **changes):
     _drift_state.save(str(path), KEY, {}, {"delta_link": "https://graph/x", "users": []})
     with open(path, encoding="utf-8") as handle:
-        state = json.load(handle)
+        header, *rest = handle.readlines()
+    state = json.loads(header)
     state["written_at"] = (datetime.datetime.now(datetime.timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
     state.update(changes)
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(state, handle)
+        handle.write(json.dumps(state) + "\n" + "".join(rest))
     os.chmod(path, 0o600)
+
+
+def ad_row(number):
+    return _drift.ADUser(dn="CN=u%d,DC=lab,DC=test" % number, upn="u%d@lab.test" % number, sam="u%d" % number, guid="g%d" % number,
+                         anchor="a%d" % number, sid=None, mobile="+1 %d" % number, other_mobile=("+2",), enabled=True, source="lab.test")
+
+
+def test_a_state_gives_back_each_sides_users_a_chunk_per_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(_drift_state, "SAVE_CHUNK", 3)
+    path = str(tmp_path / "state.json")
+    users = [ad_row(number) for number in range(7)]
+    _drift_state.save(path, KEY, {"lab.test": {"usn": 5, "users": users}, "fabrikam.test": None}, {"delta_link": "x", "users": []})
+    with open(path, encoding="utf-8") as handle:
+        assert len(handle.readlines()) == 1 + (1 + 3) + (1 + 0) + 1  # header, lab.test's 3 chunks, entra's none, end
+    state, why = _drift_state.load(path, KEY)
+    assert why is None and state["ad"]["fabrikam.test"] is None and state["ad"]["lab.test"]["watermark"] == {"usn": 5}
+    assert [_drift_state._ad_user_of(row) for row in state["ad"]["lab.test"]["users"]()] == users
+    assert state["entra"]["users"]() == []
+
+
+def test_a_truncated_state_file_is_unusable_for_the_users_not_for_the_watermarks(tmp_path):
+    path = str(tmp_path / "state.json")
+    _drift_state.save(path, KEY, {"lab.test": {"usn": 5, "users": [ad_row(1)]}}, None)
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.readlines()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(lines[:-1]))
+    state, why = _drift_state.load(path, KEY)
+    assert why is None
+    with pytest.raises(_drift_state.StateUnusable, match="edited or truncated: it has no end mark"):
+        state["ad"]["lab.test"]["users"]()
 
 
 def test_the_scope_key_ignores_order_and_case_of_the_bases():
