@@ -15,7 +15,6 @@ import uuid
 POPULATION_VERSION = 2
 
 
-
 class Forest(collections.namedtuple("Forest", "name realm domain netbios base_dn address host slug mail_domain unverified_domain")):
     """One AD forest of the lab (a single-domain forest, one DC). ``slug`` names its files: <slug>/ (the Samba
     directory), <slug>.pid, <slug>.log and the cache's <slug>-*.tar. Every forest has the same OU shape.
@@ -241,11 +240,10 @@ def tenant_scenarios(synced_users, count, seed, forest=LAB, foreign=None):
     if forest == LAB:
         edges = edge_cases(candidates, orphans)
     else:
-        edges = cross_forest_edge_cases(candidates, foreign or [], forest)
-    touched = {change["dn"] for change in edges["ad_changes"]}
+        edges = cross_forest_edge_cases(candidates, foreign or [])
     return {"overrides": overrides + edges["overrides"], "pending": pending, "orphans": orphans, "cloud_only": cloud_only,
             "edge_cases": [dict(change, forest=forest.name) for change in edges["ad_changes"]],
-            "untouched": [u for u in candidates if u["onPremisesDistinguishedName"] not in touched]}
+            "untouched": [u for u in candidates if u["onPremisesImmutableId"] not in edges["picked"]]}
 
 
 def _domain_sid(forest):
@@ -256,18 +254,18 @@ def _domain_sid(forest):
     return "S-1-5-21-" + "-".join(str(int.from_bytes(digest[i:i + 4], "little")) for i in (0, 4, 8))
 
 
-def cross_forest_edge_cases(candidates, foreign, forest):
-    """The edge case only two forests have, in ``forest`` (``candidates``: its synced users no other scenario uses;
+def cross_forest_edge_cases(candidates, foreign):
+    """The edge case only two forests have (``candidates``: synced users of another forest that no other scenario uses;
     ``foreign``: synced users of the first forest no scenario uses), in the shape of ``edge_cases``:
 
     - duplicate_anchor_across_forests: a user's mS-DS-ConsistencyGuid set to the anchor of a synced user of the first
       forest (the sync engine joins users by source anchor across forests: both AD users claim one cloud object).
     """
     if not candidates or not foreign:
-        return {"ad_changes": [], "overrides": []}
+        return {"ad_changes": [], "overrides": [], "picked": []}
     change = {"case": "duplicate_anchor_across_forests", "dn": candidates[0]["onPremisesDistinguishedName"],
               "changes": {"mS-DS-ConsistencyGuid": base64.b64decode(foreign[0]["onPremisesImmutableId"])}}
-    return {"ad_changes": [change], "overrides": []}
+    return {"ad_changes": [change], "overrides": [], "picked": [candidates[0]["onPremisesImmutableId"]]}
 
 
 ARABIC_INDIC = {ord(str(digit)): chr(0x0660 + digit) for digit in range(10)}
@@ -278,7 +276,8 @@ def edge_cases(candidates, orphans):
     """Cases real tenants have that a sync cannot explain, applied to AD (and the tenant) after the first cycle.
 
     ``candidates``: synced users (emulator state dicts) not used by other scenarios, in a deterministic order.
-    Returns ``{"ad_changes": [{"case", "dn", "changes": {attribute: value or None or bytes}}], "overrides": [...]}``:
+    Returns ``{"ad_changes": [{"case", "dn", "changes": {attribute: value or None or bytes}}], "overrides": [...],
+    "picked": [the immutable ids of the users it uses]}``:
 
     - duplicate_anchor: an AD user's mS-DS-ConsistencyGuid set to another synced user's anchor (two AD users claim
       one cloud object; its own cloud object is left without an AD anchor);
@@ -291,7 +290,7 @@ def edge_cases(candidates, orphans):
     names = ("duplicate_owner", "duplicate_anchor", "changed_anchor", "renamed_to_departed_upn", "arabic_digits",
              "fullwidth_digits", "trailing_space", "blank", "control_characters")
     if len(pool) < len(names):
-        return {"ad_changes": [], "overrides": []}
+        return {"ad_changes": [], "overrides": [], "picked": []}
     picked = dict(zip(names, pool))
     changes, overrides = [], []
 
@@ -316,4 +315,4 @@ def edge_cases(candidates, orphans):
     change("control_characters", picked["control_characters"],
            mobile=number.replace(" ", "\t", 1) if " " in number else number[:2] + "\t" + number[2:],
            otherMobile=["+1 206 555 0100\n", "+1 206 555 0101"])
-    return {"ad_changes": changes, "overrides": overrides}
+    return {"ad_changes": changes, "overrides": overrides, "picked": [user["onPremisesImmutableId"] for user in picked.values()]}
