@@ -9,6 +9,7 @@ import yaml
 from ldap3.utils.conv import escape_bytes
 
 from dirsync_lab import samba
+from dirsync_lab.population import FABRIKAM
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +134,15 @@ def test_an_initial_cycle_deletes_a_user_gone_from_the_second_forest_and_keeps_t
     after = {user["id"] for user in control.get("/state")["tenants"][0]["users"] if user.get("onPremisesSyncEnabled")}
     # (A cycle may create a user the previous one could not, e.g. changed_anchor's after its old object was deleted.)
     assert gone["id"] not in after and before - {gone["id"]} <= after and len(_synced_of(control, forests["lab.test"])) >= first
+
+
+def test_a_lost_second_dc_fails_the_cycle_with_its_name_and_the_first_stays_up(seeded_lab, control, forests):
+    seeded_lab.stop_dc(FABRIKAM)
+    try:
+        run = control.post("/sync", {"type": "initial", "wait": True})
+        assert run["state"] == "failed" and run["error"].startswith("source fabrikam.test: ") and run["deleted"] == 0
+        assert set(seeded_lab.running()) == {"emulator", "samba"}
+        samba.connect(forests["lab.test"]["ldap"]).unbind()
+    finally:
+        seeded_lab.start_dc(FABRIKAM)
+    assert control.post("/sync", {"type": "delta", "wait": True})["state"] == "success"
