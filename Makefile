@@ -16,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make demo      set up everything, start the lab, run the drift report against it"
 	@echo "make test      set up everything and run the whole suite (see CONTRIBUTING.md for its stages)"
-	@echo "make lab-up    start the lab (Samba AD DC + Entra ID/Graph emulator)  LAB_COUNT=300 LAB_SEED=42"
+	@echo "make lab-up    start the lab (Samba AD DCs + Entra ID/Graph emulator)  LAB_COUNT=300 LAB_SEED=42 LAB_FORESTS=2"
 	@echo "make lab-down  stop the lab"
 
 setup: system-packages venv

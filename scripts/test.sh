@@ -42,7 +42,7 @@ if stage "lab-up (3,000 users)" env LAB_COUNT=3000 "$PY" -m dirsync_lab up; then
 fi
 stage lab-down "$PY" -m dirsync_lab down
 # make lab-down must leave no process behind.
-leftover() { pgrep -af "$PWD/.lab/samba/etc/smb.conf|dirsync_lab.emulator --config $PWD/.lab" || true; }
+leftover() { pgrep -af "$PWD/.lab/samba[^/]*/etc/smb.conf|dirsync_lab.emulator --config $PWD/.lab" || true; }
 stage "lab-down leaves no process" test -z "$(leftover)"
 stage sanity bash scripts/sanity.sh
 

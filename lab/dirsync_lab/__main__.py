@@ -57,8 +57,8 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    lab = Lab(args.dir)
     try:
+        lab = Lab(args.dir)
         if args.command == "up":
             lab.up(args.count, args.seed)
         elif args.command == "down":

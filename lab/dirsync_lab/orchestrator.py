@@ -1,5 +1,6 @@
-"""Bring the whole lab up and down: PKI, Samba AD DC, the emulator, seeding, lab.json and inventory."""
+"""Bring the whole lab up and down: PKI, a Samba AD DC per forest, the emulator, seeding, lab.json and inventory."""
 
+import concurrent.futures
 import json
 import os
 import secrets
@@ -15,18 +16,22 @@ from dirsync_lab import pki as lab_pki
 from dirsync_lab import population, samba
 from dirsync_lab.control_client import ControlClient
 from dirsync_lab.files import write_atomic
-from dirsync_lab.process import LabError, port_owner, read_pid, pid_alive, stop_group, wait_for, write_pid
+from dirsync_lab.process import LabError, address_assigned, port_owner, read_pid, pid_alive, stop_group, wait_for, write_pid
 
 DEFAULT_COUNT = 300
 DEFAULT_SEED = 42
 LDAP_PORT, LDAPS_PORT, HTTPS_PORT, CONTROL_PORT = 389, 636, 443, 8450
-PORT_REASONS = {
-    LDAP_PORT: "LDAP of the lab's Samba domain controller",
-    LDAPS_PORT: "LDAPS of the lab's Samba domain controller",
+# Each forest's DC listens on the forest's address, the emulator on 127.0.0.1.
+DC_PORT_REASONS = {
+    LDAP_PORT: "LDAP of the lab's Samba domain controller of %s",
+    LDAPS_PORT: "LDAPS of the lab's Samba domain controller of %s",
+    samba.KDC_PORT: "the Kerberos KDC of the lab's Samba domain controller of %s",
+    464: "Kerberos password changes (kpasswd) of the lab's Samba domain controller of %s",
+}
+EMULATOR_ADDRESS = "127.0.0.1"
+EMULATOR_PORT_REASONS = {
     HTTPS_PORT: "the identity platform and Graph emulator (MSAL's username/password flow always asks port 443)",
     CONTROL_PORT: "the lab's control interface",
-    samba.KDC_PORT: "the Kerberos KDC of the lab's Samba domain controller",
-    464: "Kerberos password changes (kpasswd) of the lab's Samba domain controller",
 }
 GLOBAL_ADMIN = "Global Administrator"
 DELEGATED = ["OnPremDirectorySynchronization.ReadWrite.All", "User.ReadWrite.All", "User-Phone.ReadWrite.All",
@@ -45,37 +50,82 @@ def _id(name):
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, name + ".entraid-dirsync-lab"))
 
 
+def lab_forests(environ=None):
+    """The forests the lab runs: LAB_FORESTS of them (default all: 2; 1 keeps the first forest only)."""
+    value = (os.environ if environ is None else environ).get("LAB_FORESTS") or str(len(population.FORESTS))
+    if not value.isdigit() or not 1 <= int(value) <= len(population.FORESTS):
+        raise LabError("LAB_FORESTS must be a number from 1 to %d, not %r" % (len(population.FORESTS), value))
+    return population.FORESTS[:int(value)]
+
+
+def port_reasons(forests):
+    """(address, port, why the lab needs it) of every port the lab listens on."""
+    reasons = [(forest.address, port, why % forest.name) for forest in forests for port, why in DC_PORT_REASONS.items()]
+    return reasons + [(EMULATOR_ADDRESS, port, why) for port, why in EMULATOR_PORT_REASONS.items()]
+
+
+def admin_secret(forest):
+    """The name, in secrets.json, of the password of a forest's Administrator."""
+    return "ad_admin" if forest == population.LAB else "ad_admin_" + forest.netbios.lower()
+
+
+SECRET_NAMES = ("ad_admin", "client_secret", "readonly_secret", "admin", "mfa_admin", "helpdesk") + tuple(
+    admin_secret(forest) for forest in population.FORESTS[1:])
+
+
+def _ensure_address(address, log):
+    """Samba listens only on an address an interface has (interfaces = <address>); 127.0.0.2 is routed to lo, but lo
+    has only 127.0.0.1 unless told."""
+    if address_assigned(address):
+        return
+    if os.geteuid() != 0:
+        raise LabError("The second forest's domain controller listens on %s, which no interface has. Add it (sudo ip addr add "
+                       "%s/8 dev lo), or run one forest only (LAB_FORESTS=1), and try again." % (address, address))
+    result = subprocess.run(["ip", "addr", "add", address + "/8", "dev", "lo"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LabError("Adding %s to lo failed: %s" % (address, result.stderr.strip()))
+    log("Added %s to lo for the second forest's domain controller." % address)
+
+
 class Lab:
     """Paths and settings of one lab directory (default: .lab/ at the repository root)."""
 
-    def __init__(self, root):
+    def __init__(self, root, forests=None):
         self.root = os.path.abspath(root)
+        self.forests = tuple(forests) if forests is not None else lab_forests()
         self.pki_dir = os.path.join(self.root, "pki")
-        self.samba_dir = os.path.join(self.root, "samba")
+        # The first forest's DC, as it has always been named; dc_paths() for any forest.
+        self.samba_dir, self.samba_pid, _log = self.dc_paths(population.LAB)
         self.cache_dir = os.path.join(self.root, "cache")
         self.lab_json = os.path.join(self.root, "lab.json")
         self.krb5_conf = os.path.join(self.root, "krb5.conf")
         self.inventory = os.path.join(self.root, "inventory.yml")
         self.emulator_json = os.path.join(self.root, "emulator.json")
         self.secrets_json = os.path.join(self.root, "secrets.json")
-        self.samba_pid = os.path.join(self.root, "samba.pid")
         self.emulator_pid = os.path.join(self.root, "emulator.pid")
         self.control = ControlClient("http://127.0.0.1:%d" % CONTROL_PORT)
 
-    # -- secrets, generated once per lab directory -------------------------------------------------
+    def dc_paths(self, forest):
+        """(Samba directory, pid file, log) of a forest's DC."""
+        return tuple(os.path.join(self.root, forest.slug + suffix) for suffix in ("", ".pid", ".log"))
+
+    # -- secrets, generated once per lab directory (an older lab's file gets the names it lacks) ---------------------
     def secrets(self):
+        values = {}
         if os.path.exists(self.secrets_json):
             with open(self.secrets_json, encoding="utf-8") as handle:
-                return json.load(handle)
-        values = {name: "Lab-" + secrets.token_urlsafe(18) for name in
-                  ("ad_admin", "client_secret", "readonly_secret", "admin", "mfa_admin", "helpdesk")}
-        _write_json(self.secrets_json, values)
+                values = json.load(handle)
+        missing = [name for name in SECRET_NAMES if name not in values]
+        if missing:
+            values.update({name: "Lab-" + secrets.token_urlsafe(18) for name in missing})
+            _write_json(self.secrets_json, values)
         return values
 
     # -- status -------------------------------------------------------------------------------------
     def running(self):
-        return {name: pid for name, pid in (("samba", read_pid(self.samba_pid)), ("emulator", read_pid(self.emulator_pid)))
-                if pid and pid_alive(pid)}
+        """Name -> pid of the lab's live processes: every forest's DC (those of any LAB_FORESTS) and the emulator."""
+        pids = [(forest.slug, read_pid(self.dc_paths(forest)[1])) for forest in population.FORESTS]
+        return {name: pid for name, pid in pids + [("emulator", read_pid(self.emulator_pid))] if pid and pid_alive(pid)}
 
     def describe(self):
         with open(self.lab_json, encoding="utf-8") as handle:
@@ -87,59 +137,71 @@ class Lab:
         running = self.running()
         if running and os.path.exists(self.lab_json):
             info = self.describe()
-            if info["seed"] == {"count": count, "seed": seed} and len(running) == 2:
+            if info["seed"] == {"count": count, "seed": seed} and set(running) == {"emulator"} | {f.slug for f in self.forests}:
                 log("The lab is already up (%s)." % ", ".join("%s pid %d" % kv for kv in running.items()))
                 return info
             self.down(log=log)
         elif running:
             self.down(log=log)
-        for port, reason in PORT_REASONS.items():
-            owner = port_owner(port)
+        for address, port, reason in port_reasons(self.forests):
+            owner = port_owner(port, address)
             if owner:
-                raise LabError("Port %d is taken by %s; the lab needs it for %s. Stop that process (or run "
-                               "'make lab-down' if it is an old lab) and try again." % (port, owner, reason))
+                raise LabError("Port %d is taken by %s on %s; the lab needs it for %s. Stop that process (or run "
+                               "'make lab-down' if it is an old lab) and try again." % (port, owner, address, reason))
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         samba.samba_version()
+        for forest in self.forests[1:]:
+            _ensure_address(forest.address, log)
         pki = lab_pki.ensure_pki(self.pki_dir)
         shutil.copyfile(pki["ca_cert"], os.path.join(self.root, "ca.pem"))
         values = self.secrets()
         info = self._description(pki, values, count, seed)
 
-        restored = self._prepare_directory(pki, values, count, seed, log)
-        proc = samba.start(self.samba_dir, os.path.join(self.root, "samba.log"))
-        write_pid(self.samba_pid, proc.pid)
-        samba.wait_ready(proc, info["ldap"])
+        # The DCs are independent until the first cycle: provision, seed and start them side by side.
+        with concurrent.futures.ThreadPoolExecutor(len(self.forests)) as pool:
+            restored = all(list(pool.map(lambda forest: self._start_forest(forest, pki, values, count, seed, info, log), self.forests)))
 
-        write_atomic(self.krb5_conf, samba.krb5_conf(population.REALM))
+        write_atomic(self.krb5_conf, samba.krb5_conf(self.forests))
 
         _write_json(self.emulator_json, self._emulator_config(pki, values))
         self._start_emulator()
-        # The first cycle reads the whole sync scope: about a minute at 100,000 users.
+        # The first cycle reads every forest's whole sync scope: about a minute at 100,000 users.
         first = self.control.post("/sync", {"type": "initial", "wait": True}, timeout=3600)
-        scenarios = self._seed_tenant(count, seed, info["ldap"])
+        scenarios = self._seed_tenant(count, seed, info)
         # Where each edge case is, so that tests and rehearsals can find them.
-        info["edge_cases"] = [{"case": case["case"], "dn": case["dn"]} for case in scenarios["edge_cases"]]
+        info["edge_cases"] = [{"case": case["case"], "dn": case["dn"], "forest": case["forest"]} for case in scenarios["edge_cases"]]
         _write_json(self.lab_json, info)
         self._write_inventory(info)
         log(self._summary(info, first, scenarios, restored, time.monotonic() - started))
         return info
 
-    def _prepare_directory(self, pki, values, count, seed, log):
-        """Restore the seeded directory from the cache, or build and cache it. Returns True if restored."""
-        archive = os.path.join(self.cache_dir, "samba-%s.tar" % population.seed_key(count, seed))
+    def _start_forest(self, forest, pki, values, count, seed, info, log):
+        """Restore or build a forest's directory and start its DC; True if the directory was restored from the cache."""
+        directory, pid_file, log_path = self.dc_paths(forest)
+        restored = self._prepare_directory(forest, pki, values[admin_secret(forest)], count, seed, log)
+        proc = samba.start(directory, log_path, forest)
+        write_pid(pid_file, proc.pid)
+        samba.wait_ready(proc, _forest_info(info, forest)["ldap"], log_path=log_path)
+        return restored
+
+    def _prepare_directory(self, forest, pki, admin_password, count, seed, log):
+        """Restore a forest's seeded directory from the cache, or build and cache it. Returns True if restored."""
+        directory = self.dc_paths(forest)[0]
+        archive = os.path.join(self.cache_dir, "%s-%s.tar" % (forest.slug, population.seed_key(count, seed, forest)))
         if os.path.exists(archive):
-            samba.restore(self.samba_dir, archive)
+            samba.restore(directory, archive)
             return True
-        base = os.path.join(self.cache_dir, "samba-provisioned.tar")
+        base = os.path.join(self.cache_dir, "%s-provisioned.tar" % forest.slug)
         if os.path.exists(base):
-            samba.restore(self.samba_dir, base)
+            samba.restore(directory, base)
         else:
-            log("Provisioning the Samba domain %s (once)..." % population.REALM)
-            samba.provision(self.samba_dir, pki, values["ad_admin"])
-            samba.snapshot(self.samba_dir, base)
-        log("Seeding %d users (seed %d); cached for next time..." % (count, seed))
-        samba.add_ldif(self.samba_dir, population.ldif(population.generate_users(count, seed)))
-        samba.snapshot(self.samba_dir, archive)
+            log("Provisioning the Samba domain %s (once)..." % forest.realm)
+            samba.provision(directory, pki, admin_password, forest)
+            samba.snapshot(directory, base)
+        users = population.generate_users(count, seed, forest)
+        log("Seeding %d users of %s (seed %d); cached for next time..." % (len(users), forest.name, seed))
+        samba.add_ldif(directory, population.ldif(users, forest))
+        samba.snapshot(directory, archive)
         return False
 
     def _start_emulator(self):
@@ -159,16 +221,25 @@ class Lab:
                 return False
         wait_for(healthy, 30, "The emulator did not answer on its control port within 30 s; see .lab/emulator.log")
 
-    def _seed_tenant(self, count, seed, ldap):
+    def _seed_tenant(self, count, seed, info):
+        """Each forest's tenant scenarios (the first forest's before the others: they use its untouched users)."""
         state = self.control.get("/state")
         tenant = state["tenants"][0]
         synced = [u for u in tenant["users"] if u.get("onPremisesSyncEnabled")]
-        scenarios = population.tenant_scenarios(synced, count, seed)
-        self.control.post("/seed/overrides", {"overrides": scenarios["overrides"]})
-        self.control.post("/seed/delete", {"ids": scenarios["pending"]})
-        self.control.post("/seed/users", {"users": scenarios["orphans"] + scenarios["cloud_only"]})
-        self._apply_ad_changes(scenarios["edge_cases"], ldap)
-        return scenarios
+        merged = {"overrides": [], "pending": [], "orphans": [], "cloud_only": [], "edge_cases": []}
+        foreign = None
+        for forest in self.forests:
+            suffix = "," + forest.base_dn.lower()
+            mine = [u for u in synced if (u.get("onPremisesDistinguishedName") or "").lower().endswith(suffix)]
+            scenarios = population.tenant_scenarios(mine, population.size(count, forest), seed, forest, foreign)
+            foreign = foreign if foreign is not None else scenarios["untouched"]
+            for name, values in merged.items():
+                values.extend(scenarios[name])
+            self._apply_ad_changes(scenarios["edge_cases"], _forest_info(info, forest)["ldap"])
+        self.control.post("/seed/overrides", {"overrides": merged["overrides"]})
+        self.control.post("/seed/delete", {"ids": merged["pending"]})
+        self.control.post("/seed/users", {"users": merged["orphans"] + merged["cloud_only"]})
+        return merged
 
     @staticmethod
     def _apply_ad_changes(edge_cases, ldap):
@@ -185,24 +256,27 @@ class Lab:
         finally:
             connection.unbind()
 
-    # -- the domain controller alone (rehearsing a lost DC) -----------------------------------------------
-    def stop_dc(self):
-        """Kill the domain controller as a crash would (the emulator keeps running)."""
-        pid = read_pid(self.samba_pid)
+    # -- a domain controller alone (rehearsing a lost DC) -----------------------------------------------
+    def stop_dc(self, forest=population.LAB):
+        """Kill a forest's domain controller as a crash would (the emulator and the other DCs keep running)."""
+        pid = read_pid(self.dc_paths(forest)[1])
         if pid and pid_alive(pid):
             os.killpg(pid, 9)
             stop_group(pid)  # reaps it when it is our child; returns at once when it is gone
 
-    def start_dc(self):
-        """Start the domain controller again on its current directory (nothing is restored or seeded)."""
-        proc = samba.start(self.samba_dir, os.path.join(self.root, "samba.log"))
-        write_pid(self.samba_pid, proc.pid)
-        samba.wait_ready(proc, self.describe()["ldap"])
+    def start_dc(self, forest=population.LAB):
+        """Start a forest's domain controller again on its current directory (nothing is restored or seeded)."""
+        directory, pid_file, log_path = self.dc_paths(forest)
+        proc = samba.start(directory, log_path, forest)
+        write_pid(pid_file, proc.pid)
+        samba.wait_ready(proc, _forest_info(self.describe(), forest)["ldap"], log_path=log_path)
 
     # -- down ---------------------------------------------------------------------------------------
     def down(self, log=print):
+        """Stop the emulator and every forest's DC that runs (whatever LAB_FORESTS says now)."""
         stopped = []
-        for name, pid_file in (("emulator", self.emulator_pid), ("samba", self.samba_pid)):
+        dcs = [(forest.slug, self.dc_paths(forest)[1]) for forest in population.FORESTS]
+        for name, pid_file in [("emulator", self.emulator_pid)] + dcs:
             pid = read_pid(pid_file)
             if pid and pid_alive(pid):
                 stop_group(pid)
@@ -216,6 +290,7 @@ class Lab:
     # -- descriptions ---------------------------------------------------------------------------------
     def _description(self, pki, values, count, seed):
         tenant_id = _id("tenant")
+        forests = [self._forest_description(forest, pki, values[admin_secret(forest)]) for forest in self.forests]
         return {
             "seed": {"count": count, "seed": seed},
             "root": self.root,
@@ -246,21 +321,33 @@ class Lab:
                 "nosync": {"tenant_id": _id("nosync-tenant"), "authority": "https://localhost/" + _id("nosync-tenant"),
                            "admin": {"username": "admin@nosync.test", "password": values["admin"]}},
             },
+            # The first forest's, as in a one-forest lab; every forest's (that one first) under "forests".
+            "ldap": forests[0]["ldap"],
+            "kerberos": forests[0]["kerberos"],
+            "forests": forests,
+            "cloud_sync": {"service_principal_id": _id("cloud-sync-sp"), "job_id": "AD2AADProvisioning." + uuid.UUID(_id("job")).hex},
+        }
+
+    def _forest_description(self, forest, pki, password):
+        """lab.json's description of one forest: {"name", "ldap", "kerberos"}."""
+        # The first forest's DC is reached as localhost, as it always was; the others by their address.
+        server = "localhost" if forest == population.LAB else forest.address
+        return {
+            "name": forest.name,
             "ldap": {
-                "server": "localhost", "ldap_port": LDAP_PORT, "ldaps_port": LDAPS_PORT, "ca_file": pki["ca_cert"],
-                "username": "Administrator@" + population.REALM, "password": values["ad_admin"],
-                "base_dn": population.BASE_DN, "realm": population.REALM, "netbios": population.NETBIOS,
-                "sync_scope": [population.SYNC_SCOPE], "out_of_scope": [population.OUT_OF_SCOPE_OU],
+                "server": server, "ldap_port": LDAP_PORT, "ldaps_port": LDAPS_PORT, "ca_file": pki["ca_cert"],
+                "username": "Administrator@" + forest.realm, "password": password,
+                "base_dn": forest.base_dn, "realm": forest.realm, "netbios": forest.netbios,
+                "sync_scope": [forest.sync_scope], "out_of_scope": [forest.out_of_scope_ou],
             },
             # Kerberos binds: kinit the user into a ccache of your own with KRB5_CONFIG=krb5_conf, and connect to
-            # ad_server=dc_host (it must resolve to 127.0.0.1, e.g. in a private mount namespace: docs/lab.md).
+            # ad_server=dc_host (it must resolve to dc_address, e.g. in a private mount namespace: docs/lab.md).
             "kerberos": {
-                "realm": population.REALM, "krb5_conf": self.krb5_conf, "kdc": "127.0.0.1:%d" % samba.KDC_PORT,
-                "dc_host": "dc1." + population.REALM.lower(), "dc_address": "127.0.0.1",
-                "service_principal": "ldap/dc1.%s@%s" % (population.REALM.lower(), population.REALM),
-                "principal": "Administrator@" + population.REALM, "password": values["ad_admin"],
+                "realm": forest.realm, "krb5_conf": self.krb5_conf, "kdc": "%s:%d" % (forest.address, samba.KDC_PORT),
+                "dc_host": forest.host, "dc_address": forest.address,
+                "service_principal": "ldap/%s@%s" % (forest.host, forest.realm),
+                "principal": "Administrator@" + forest.realm, "password": password,
             },
-            "cloud_sync": {"service_principal_id": _id("cloud-sync-sp"), "job_id": "AD2AADProvisioning." + uuid.UUID(_id("job")).hex},
         }
 
     def _emulator_config(self, pki, values):
@@ -277,10 +364,14 @@ class Lab:
 
         def account(upn, password, roles, mfa=False):
             return {"userPrincipalName": upn, "displayName": upn.split("@")[0], "password": password, "roles": roles, "mfa_required": mfa}
-        ldap = info["ldap"]
+        # Entra Connect's "multiple forests, single tenant": one source per forest, each with its own bind account.
+        sources = [{"name": forest["name"], "url": "ldaps://%s:%d" % (forest["ldap"]["server"], LDAPS_PORT),
+                    "ca_file": pki["ca_cert"], "username": forest["ldap"]["username"], "password": forest["ldap"]["password"],
+                    "base_dn": forest["ldap"]["base_dn"], "sync_scope": forest["ldap"]["sync_scope"]} for forest in info["forests"]]
+        domains = [population.DOMAIN, info["initial_domain"]] + [forest.domain for forest in self.forests[1:]]
         return {
-            "listen": {"host": "127.0.0.1", "port": HTTPS_PORT},
-            "control": {"host": "127.0.0.1", "port": CONTROL_PORT},
+            "listen": {"host": EMULATOR_ADDRESS, "port": HTTPS_PORT},
+            "control": {"host": EMULATOR_ADDRESS, "port": CONTROL_PORT},
             "public_host": "localhost",
             "tls": {"cert": pki["server_cert"], "key": pki["server_key"]},
             "signing_key": pki["signing_key"],
@@ -289,11 +380,8 @@ class Lab:
             "sync_cycle_seconds": 1.0,
             "options": {name: os.environ[variable] for name, variable in OPTION_ENVIRONMENT.items() if os.environ.get(variable)},
             "tenants": [
-                {"id": info["tenant_id"], "display_name": "Contoso Lab", "verified_domains": [population.DOMAIN, info["initial_domain"]],
-                 "initial_domain": info["initial_domain"], "directory_sync": True,
-                 "ldap": {"url": "ldaps://localhost:%d" % LDAPS_PORT, "ca_file": pki["ca_cert"], "username": ldap["username"],
-                          "password": ldap["password"], "base_dn": ldap["base_dn"], "sync_scope": ldap["sync_scope"]},
-                 "apps": apps,
+                {"id": info["tenant_id"], "display_name": "Contoso Lab", "verified_domains": domains,
+                 "initial_domain": info["initial_domain"], "directory_sync": True, "ldap_sources": sources, "apps": apps,
                  "users": [account("admin@lab.test", values["admin"], [GLOBAL_ADMIN]),
                            account("mfa-admin@lab.test", values["mfa_admin"], [GLOBAL_ADMIN], True),
                            account("helpdesk@lab.test", values["helpdesk"], ["Helpdesk Administrator"])],
@@ -322,28 +410,46 @@ class Lab:
             "entraid_ad": {"ad_server": ldap["server"], "ad_port": ldap["ldaps_port"], "ad_ca_cert": ldap["ca_file"],
                            "ad_username": ldap["username"], "ad_password": ldap["password"]},
             "entraid_ad_search_bases": ldap["sync_scope"],
+            "entraid_ad_forests": len(info["forests"]),
             "entraid_cloud_sync_service_principal_id": info["cloud_sync"]["service_principal_id"],
             # The lab's tenant is synced by its Cloud Sync job; the Entra Connect stand-in answers like the
             # ADSync cmdlets of an Entra Connect server (set full_sync_engine: entra_connect to use it).
             "full_sync_engine": "cloud_sync",
             "entraid_entra_connect_standin_url": self.control.url,
         }
+        if len(info["forests"]) > 1:
+            # One source per forest: the first one inherits the connection of entraid_ad's top-level keys.
+            first, others = info["forests"][0], info["forests"][1:]
+            host["entraid_ad"]["ad_sources"] = [{"name": first["name"], "search_bases": list(first["ldap"]["sync_scope"])}] + [
+                {"name": forest["name"], "ad_server": forest["ldap"]["server"], "ad_port": forest["ldap"]["ldaps_port"],
+                 "ad_ca_cert": forest["ldap"]["ca_file"], "ad_username": forest["ldap"]["username"],
+                 "ad_password": forest["ldap"]["password"], "search_bases": forest["ldap"]["sync_scope"]} for forest in others]
         inventory = {"all": {"children": {"tenants": {"hosts": {"lab": host}}}}}
         write_atomic(self.inventory, "# Written by 'make lab-up': the lab as an Ansible inventory (one host per tenant). Holds lab secrets.\n"
                      + yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False))
 
     def _summary(self, info, first, scenarios, restored, seconds):
+        forests = [("  Active Directory" if index == 0 else "").ljust(20) + "%s  ldaps://%s:%d  base %s  sync scope %s"
+                   % (forest["name"], forest["ldap"]["server"], LDAPS_PORT, forest["ldap"]["base_dn"], forest["ldap"]["sync_scope"][0])
+                   for index, forest in enumerate(info["forests"])]
+        in_ad = ", ".join("%d in %s" % (population.size(info["seed"]["count"], forest), forest.name) for forest in self.forests)
         return "\n".join([
-            "Lab is up in %.1f s (directory %s)." % (seconds, "restored from cache" if restored else "seeded and cached"),
-            "  Active Directory  ldaps://localhost:%d  base %s  sync scope %s" % (LDAPS_PORT, info["ldap"]["base_dn"], info["ldap"]["sync_scope"][0]),
+            "Lab is up in %.1f s (%s %s)." % (seconds, "directory" if len(self.forests) == 1 else "directories",
+                                              "restored from cache" if restored else "seeded and cached"),
+        ] + forests + [
             "  Entra ID / Graph  %s  tenant %s" % (info["authority"], info["tenant_id"]),
-            "  Users             %d in AD, %d synced by the first cycle; %d overrides, %d pending, %d orphans, %d cloud-only"
-            % (info["seed"]["count"], first.get("created", 0) if isinstance(first, dict) else 0, len(scenarios["overrides"]),
+            "  Users             %s, %d synced by the first cycle; %d overrides, %d pending, %d orphans, %d cloud-only"
+            % (in_ad, first.get("created", 0) if isinstance(first, dict) else 0, len(scenarios["overrides"]),
                len(scenarios["pending"]), len(scenarios["orphans"]), len(scenarios["cloud_only"])),
             "  CA file           %s" % info["ca_file"],
             "  Described in      %s and %s (lab secrets: keep them local)" % (self.lab_json, self.inventory),
             "  Control           %s  (python -m dirsync_lab --help)" % self.control.url,
         ])
+
+
+def _forest_info(info, forest):
+    """A forest's entry of lab.json's "forests"."""
+    return next(entry for entry in info["forests"] if entry["name"] == forest.name)
 
 
 def _read(path):

@@ -19,8 +19,9 @@ from dirsync_lab.files import write_atomic
 
 # Microsoft's public host names too: a test may resolve them to the lab in a private mount namespace
 # (tests/integration/test_default_cloud.py) to run the modules with their default endpoints.
-SERVER_NAMES = ("localhost", "dc1.lab.test", "login.microsoftonline.com", "graph.microsoft.com")
-SERVER_IPS = ("127.0.0.1",)
+# One certificate for every forest's DC (each on its own loopback address).
+SERVER_NAMES = ("localhost", "dc1.lab.test", "dc1.fabrikam.test", "login.microsoftonline.com", "graph.microsoft.com")
+SERVER_IPS = ("127.0.0.1", "127.0.0.2")
 
 
 def _key():
@@ -67,13 +68,15 @@ def _server_cert(server_key, ca_key, ca_name):
 
 
 def _server_names_missing(path):
+    """SERVER_NAMES and SERVER_IPS the certificate at ``path`` does not name."""
     with open(path, "rb") as handle:
         cert = x509.load_pem_x509_certificate(handle.read())
     try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = sans.get_values_for_type(x509.DNSName) + [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
         names = []
-    return sorted(set(SERVER_NAMES) - set(names))
+    return sorted(set(SERVER_NAMES + SERVER_IPS) - set(names))
 
 
 def ensure_pki(directory):

@@ -20,22 +20,42 @@ def wait_for(predicate, timeout, message, interval=0.2):
     raise LabError(message)
 
 
-def port_owner(port):
-    """Describe the process listening on a TCP port, or None if the port is free."""
+# Local addresses of a listener that takes a port on every address (IPv6's any takes IPv4's too unless V6ONLY).
+ANY_ADDRESS = ("0.0.0.0", "*", "::")
+
+
+def port_owner(port, address="127.0.0.1"):
+    """Describe the process listening on a TCP port of ``address`` (or of every address), or None if it is free there.
+
+    Each DC of the lab listens on its own loopback address: a listener on the same port of another address is no
+    conflict."""
     try:
         out = subprocess.run(["ss", "-Hltnp", "sport = :%d" % port], capture_output=True, text=True, check=False).stdout
     except OSError:
         out = ""
-    if out.strip():
-        users = out.split("users:", 1)[1].strip() if "users:" in out else "an unknown process"
-        return users
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        host = fields[3].rsplit(":", 1)[0].split("%", 1)[0].strip("[]")
+        if host in ANY_ADDRESS or host == address:
+            return line.split("users:", 1)[1].strip() if "users:" in line else "an unknown process"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((address, port))
         except OSError:
             return "another process"
     return None
+
+
+def address_assigned(address):
+    """Whether an interface has the IPv4 ``address`` (a loopback address is routed to lo without being one of its)."""
+    try:
+        out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return False
+    return any(len(fields) > 3 and fields[3].split("/", 1)[0] == address for fields in (line.split() for line in out.splitlines()))
 
 
 def pid_alive(pid):

@@ -1,4 +1,4 @@
-"""The lab's Active Directory: a real Samba AD DC from Debian's packages, under .lab/samba.
+"""The lab's Active Directory: real Samba AD DCs from Debian's packages, one per forest (.lab/samba, .lab/samba-fabrikam).
 
 Provisioned once, seeded offline with ``ldbadd`` in batch mode (faster than LDAP adds), and cached
 as a snapshot keyed by the seed description so a large population is built only once.
@@ -15,7 +15,7 @@ from dirsync_lab import population
 from dirsync_lab.process import LabError, wait_for
 
 SAMBA_PACKAGES = ("samba", "samba-ad-dc", "ldb-tools")
-# LDAP, and the KDC for Kerberos binds (port 88 and kpasswd's 464 on 127.0.0.1); nothing else of a DC is needed, and
+# LDAP, and the KDC for Kerberos binds (port 88 and kpasswd's 464 on the forest's address); nothing else of a DC is needed, and
 # fewer ports can clash. In the single process model (start()) the KDC runs inside the one samba process.
 # Samba's default (yes) refuses a SASL bind without signing or sealing even over TLS, and refuses signing over TLS:
 # a Kerberos bind over LDAPS then cannot work at all. Windows with "LDAP server signing requirements: require signing"
@@ -32,16 +32,16 @@ def samba_version():
                        % (exc, " ".join(SAMBA_PACKAGES))) from exc
 
 
-def provision(target, pki, admin_password):
-    """Provision a new domain into ``target`` (never the system's /etc/samba)."""
+def provision(target, pki, admin_password, forest=population.LAB):
+    """Provision ``forest``'s domain into ``target`` (never the system's /etc/samba), listening on its address only."""
     if os.path.exists(target):
         shutil.rmtree(target)
     cmd = [
         "samba-tool", "domain", "provision",
-        "--realm=" + population.REALM, "--domain=" + population.NETBIOS,
-        "--server-role=dc", "--dns-backend=NONE", "--host-name=dc1",
+        "--realm=" + forest.realm, "--domain=" + forest.netbios,
+        "--server-role=dc", "--dns-backend=NONE", "--host-name=" + forest.dc_name,
         "--targetdir=" + target, "--adminpass=" + admin_password,
-        "--option=interfaces=127.0.0.1", "--option=bind interfaces only=yes",
+        "--option=interfaces=" + forest.address, "--option=bind interfaces only=yes",
         "--option=log file = " + os.path.join(target, "log.%m"),
         "--option=tls certfile = " + pki["server_cert"],
         "--option=tls keyfile = " + pki["server_key"],
@@ -79,7 +79,7 @@ def snapshot(target, archive):
     os.makedirs(os.path.dirname(archive), exist_ok=True)
     tmp = archive + ".tmp"
     with tarfile.open(tmp, "w") as tar:
-        tar.add(target, arcname="samba")
+        tar.add(target, arcname=os.path.basename(target))
     os.replace(tmp, archive)
 
 
@@ -103,6 +103,11 @@ def confine(target):
     conf = os.path.join(target, "etc", "smb.conf")
     with open(conf, encoding="utf-8") as handle:
         original = text = handle.read()
+    # smb.conf names its directories by absolute path: a snapshot of another lab directory would run on that lab's files.
+    private = re.search(r"(?m)^\tprivate dir = (.*)$", text)
+    if private and os.path.realpath(private.group(1)) != os.path.realpath(os.path.join(target, "private")):
+        raise LabError("%s was provisioned in another directory (private dir = %s): delete it and the cache's snapshots "
+                       "copied with it, and start the lab again" % (target, private.group(1)))
     for name in SERVER_OPTIONS:
         text = re.sub(r"(?m)^\t%s = .*\n" % re.escape(name), "", text)
     wanted = dict(SERVER_OPTIONS, **{name: path for name, path in confined_dirs(target).items() if "\t%s = " % name not in text})
@@ -115,24 +120,24 @@ def confine(target):
         os.makedirs(path, mode=0o755, exist_ok=True)
 
 
-def ldap_service_principals():
+def ldap_service_principals(forest=population.LAB):
     """The LDAP service principal names a Windows DC registers for itself (MS-ADTS 6.3.3.1 ldap/<FQDN>, ldap/<NetBIOS>,
     ldap/<FQDN>/<domain>...). Samba adds them from its DNS update service, which the lab does not run."""
-    host = "dc1." + population.DOMAIN
-    return ["ldap/%s" % host, "ldap/DC1", "ldap/%s/%s" % (host, population.DOMAIN), "ldap/%s/%s" % (host, population.NETBIOS),
-            "ldap/DC1/%s" % population.NETBIOS]
+    host, name = forest.host, forest.dc_name.upper()
+    return ["ldap/%s" % host, "ldap/%s" % name, "ldap/%s/%s" % (host, forest.domain), "ldap/%s/%s" % (host, forest.netbios),
+            "ldap/%s/%s" % (name, forest.netbios)]
 
 
-def register_spns(target):
+def register_spns(target, forest=population.LAB):
     """Give the DC's computer account its LDAP service principal names, offline (the DC must be stopped); idempotent."""
     sam = os.path.join(target, "private", "sam.ldb")
-    found = subprocess.run(["ldbsearch", "-H", sam, "(sAMAccountName=DC1$)", "servicePrincipalName"],
+    found = subprocess.run(["ldbsearch", "-H", sam, "(sAMAccountName=%s$)" % forest.dc_name.upper(), "servicePrincipalName"],
                            capture_output=True, text=True, check=False)
     if found.returncode != 0:
         raise LabError("Reading the DC's service principal names failed:\n%s" % found.stderr[-2000:])
     dn = re.search(r"(?m)^dn: (.*)$", found.stdout)
     have = {value.lower() for value in re.findall(r"(?m)^servicePrincipalName: (.*)$", found.stdout)}
-    missing = [name for name in ldap_service_principals() if name.lower() not in have]
+    missing = [name for name in ldap_service_principals(forest) if name.lower() not in have]
     if not dn or not missing:
         return
     ldif = "dn: %s\nchangetype: modify\nadd: servicePrincipalName\n%s-\n" % (
@@ -142,10 +147,10 @@ def register_spns(target):
         raise LabError("Adding the DC's LDAP service principal names failed:\n%s" % (result.stderr or result.stdout)[-2000:])
 
 
-def start(target, log_path):
-    """Start samba in the foreground of its own session; return the Popen."""
+def start(target, log_path, forest=population.LAB):
+    """Start ``forest``'s samba in the foreground of its own session; return the Popen."""
     confine(target)
-    register_spns(target)
+    register_spns(target, forest)
     conf = os.path.join(target, "etc", "smb.conf")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(["samba", "-s", conf, "-i", "-M", "single"], stdout=log, stderr=subprocess.STDOUT,
@@ -163,47 +168,44 @@ def connect(ldap, **options):
     return ldap3.Connection(server, ldap["username"], ldap["password"], auto_bind=True, **options)
 
 
-def wait_ready(proc, ldap, timeout=60):
+def wait_ready(proc, ldap, timeout=60, log_path=".lab/samba.log"):
     """Wait until an LDAPS simple bind works (Samba listens before it can serve)."""
     import ldap3  # pylint: disable=import-outside-toplevel
 
     def bound():
         if proc.poll() is not None:
-            raise LabError("samba exited with code %s; see .lab/samba.log" % proc.returncode)
+            raise LabError("samba exited with code %s; see %s" % (proc.returncode, log_path))
         try:
             connect(ldap).unbind()
             return True
         except ldap3.core.exceptions.LDAPException:
             return False
     started = time.monotonic()
-    wait_for(bound, timeout, "Samba did not accept an LDAPS bind within %ss; see .lab/samba.log" % timeout)
+    wait_for(bound, timeout, "Samba (%s) did not accept an LDAPS bind within %ss; see %s" % (ldap["server"], timeout, log_path))
     return time.monotonic() - started
 
 
-def krb5_conf(realm, kdc_host="127.0.0.1"):
-    """A krb5.conf for the lab's realm (KRB5_CONFIG points at it; the machine's /etc/krb5.conf is left alone).
+def krb5_conf(forests):
+    """A krb5.conf for the lab's realms, the first forest's the default (KRB5_CONFIG points at it; the machine's
+    /etc/krb5.conf is left alone).
 
-    The KDC is given by address and names are not canonicalized through DNS: the lab has no DNS, and the service
-    principal of the DC (ldap/dc1.lab.test) must come from the name the client was given, not from a reverse lookup.
+    Each KDC is given by address and names are not canonicalized through DNS: the lab has no DNS, and the service
+    principal of a DC (ldap/dc1.lab.test) must come from the name the client was given, not from a reverse lookup.
     """
-    domain = realm.lower()
-    return "\n".join([
-        "# Written by 'make lab-up': the lab's Kerberos realm. Use it with KRB5_CONFIG=<this file>.",
+    lines = [
+        "# Written by 'make lab-up': the lab's Kerberos realms. Use it with KRB5_CONFIG=<this file>.",
         "[libdefaults]",
-        "\tdefault_realm = %s" % realm,
+        "\tdefault_realm = %s" % forests[0].realm,
         "\tdns_lookup_kdc = false",
         "\tdns_lookup_realm = false",
         "\tdns_canonicalize_hostname = false",
         "\trdns = false",
         "",
         "[realms]",
-        "\t%s = {" % realm,
-        "\t\tkdc = %s:%d" % (kdc_host, KDC_PORT),
-        "\t\tadmin_server = %s" % kdc_host,
-        "\t}",
-        "",
-        "[domain_realm]",
-        "\t.%s = %s" % (domain, realm),
-        "\t%s = %s" % (domain, realm),
-        "",
-    ])
+    ]
+    for forest in forests:
+        lines += ["\t%s = {" % forest.realm, "\t\tkdc = %s:%d" % (forest.address, KDC_PORT), "\t\tadmin_server = %s" % forest.address, "\t}"]
+    lines += ["", "[domain_realm]"]
+    for forest in forests:
+        lines += ["\t.%s = %s" % (forest.domain, forest.realm), "\t%s = %s" % (forest.domain, forest.realm)]
+    return "\n".join(lines + [""])

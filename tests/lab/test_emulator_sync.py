@@ -16,16 +16,20 @@ SID = bytes([1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]) + (1001).to_bytes(4, "little"
 class FakeAD:
     """A sync scope in memory with AD's uSNChanged bookkeeping; ``read`` as LdapSource.read."""
 
-    def __init__(self):
-        self.usn = 1000
+    def __init__(self, domain="lab.test", usn=1000):
+        self.usn = usn
         self.entries = {}
         self.reads = []
+        self.domain = domain
+
+    def _dn(self, sam):
+        return "CN=%s,OU=Sync,OU=Lab,%s" % (sam, ",".join("DC=" + part for part in self.domain.split(".")))
 
     def put(self, sam, **attributes):
         self.usn += 1
-        dn = "CN=%s,OU=Sync,OU=Lab,DC=lab,DC=test" % sam
+        dn = self._dn(sam)
         entry = self.entries.get(dn) or {
-            "objectGUID": uuid.uuid4().bytes_le, "mS-DS-ConsistencyGuid": None, "userPrincipalName": "%s@lab.test" % sam,
+            "objectGUID": uuid.uuid4().bytes_le, "mS-DS-ConsistencyGuid": None, "userPrincipalName": "%s@%s" % (sam, self.domain),
             "displayName": sam.title(), "givenName": None, "sn": None, "mail": None, "mobile": None, "otherMobile": [],
             "userAccountControl": 512, "objectSid": SID, "distinguishedName": dn, "sAMAccountName": sam}
         entry.update(attributes)
@@ -34,7 +38,7 @@ class FakeAD:
         return entry
 
     def remove(self, sam):
-        del self.entries["CN=%s,OU=Sync,OU=Lab,DC=lab,DC=test" % sam]
+        del self.entries[self._dn(sam)]
 
     def read(self, since_usn=None):
         self.reads.append(since_usn)
@@ -171,3 +175,72 @@ def test_convert_entry_reads_ldap3_raw_attributes():
     assert entry["userAccountControl"] == 66048 and entry["uSNChanged"] == 4242
     assert entry["distinguishedName"] == "CN=x,DC=lab,DC=test" and entry["mail"] is None
     assert sid_to_string(entry["objectSid"]) == "S-1-5-21-1001-2002-3003-1104"
+
+
+@pytest.fixture
+def forests():
+    """Two forests' sources (their USNs overlap, as two domains' do) and a tenant fed by both."""
+    sources = {"lab.test": FakeAD(), "fabrikam.test": FakeAD("fabrikam.test", usn=1000)}
+    tenant = Tenant({"id": TENANT_ID, "verified_domains": ["lab.test", "fabrikam.test"],
+                     "ldap_sources": [{"name": name, "url": "ldaps://unused"} for name in sources]})
+    return sources, tenant, SyncEngines(cycle_seconds=0, source_factory=lambda config: sources[config["name"]])
+
+
+def test_every_source_is_read_with_a_watermark_of_its_own(forests):
+    sources, tenant, engine = forests
+    lab, fabrikam = sources["lab.test"], sources["fabrikam.test"]
+    lab.put("alice")
+    fabrikam.put("bob")
+    fabrikam.put("carol")
+    first = run(engine, tenant, "initial")
+    assert first["created"] == 3 and first["sources"] == {"lab.test": 1, "fabrikam.test": 2}
+    assert tenant.dump()["watermarks"] == {"lab.test": lab.usn, "fabrikam.test": fabrikam.usn}
+    assert user_of(tenant, "bob@fabrikam.test").props["onPremisesDomainName"] == "fabrikam.test"
+
+    watermarks = dict(tenant.watermarks)
+    fabrikam.put("bob", mobile="+1 NEW")
+    delta = run(engine, tenant, "delta")
+    assert lab.reads[-1] == watermarks["lab.test"] and fabrikam.reads[-1] == watermarks["fabrikam.test"]
+    assert delta["sources"] == {"lab.test": 0, "fabrikam.test": 1} and delta["updated"] == 1
+    assert user_of(tenant, "bob@fabrikam.test").props["mobilePhone"] == "+1 NEW"
+
+
+def test_users_are_joined_by_anchor_across_sources_and_an_initial_cycle_deletes_what_no_source_returned(forests):
+    sources, tenant, engine = forests
+    lab, fabrikam = sources["lab.test"], sources["fabrikam.test"]
+    anchor = uuid.uuid4().bytes_le
+    lab.put("dave", objectGUID=anchor)
+    fabrikam.put("erin")
+    run(engine, tenant, "initial")
+    fabrikam.put("dave", **{"mS-DS-ConsistencyGuid": anchor})
+    joined = run(engine, tenant, "initial")
+    # The second forest's dave is the first forest's cloud object (the source read last gives its values).
+    assert joined["created"] == 0 and len(tenant.users) == 2
+    assert tenant.users[tenant.by_immutable[base64.b64encode(anchor).decode()]].props["userPrincipalName"] == "dave@fabrikam.test"
+    fabrikam.remove("erin")
+    full = run(engine, tenant, "initial")
+    assert full["deleted"] == 1 and user_of(tenant, "erin@fabrikam.test") is None and len(tenant.users) == 1
+
+
+def test_a_source_that_cannot_be_read_fails_the_cycle_with_its_name_and_deletes_nothing(forests):
+    sources, tenant, engine = forests
+    sources["lab.test"].put("frank")
+    sources["fabrikam.test"].put("gina")
+    run(engine, tenant, "initial")
+    watermarks = dict(tenant.watermarks)
+
+    def broken(since_usn=None):
+        raise ConnectionError("LDAP server down")
+    sources["fabrikam.test"].read = broken
+    result = engine.wait(tenant, engine.start(tenant, "initial")["id"], timeout=30)
+    assert result["state"] == "failed" and result["error"] == "source fabrikam.test: ConnectionError: LDAP server down"
+    assert user_of(tenant, "gina@fabrikam.test") is not None and tenant.watermarks == watermarks
+
+
+def test_the_one_forest_ldap_key_is_one_source_and_both_keys_are_refused():
+    tenant = Tenant({"id": TENANT_ID, "ldap": {"url": "ldaps://unused"}})
+    assert [source["name"] for source in tenant.ldap_sources] == ["source1"]
+    with pytest.raises(ValueError, match="not both"):
+        Tenant({"id": TENANT_ID, "ldap": {"url": "ldaps://a"}, "ldap_sources": [{"url": "ldaps://b"}]})
+    with pytest.raises(ValueError, match="unique"):
+        Tenant({"id": TENANT_ID, "ldap_sources": [{"name": "a", "url": "ldaps://a"}, {"name": "a", "url": "ldaps://b"}]})

@@ -204,6 +204,20 @@ class User:
         return data
 
 
+def _ldap_sources(config):
+    """A tenant's AD sources: ``ldap_sources`` (one per forest, each named), or the one-forest ``ldap`` (named source1)."""
+    if config.get("ldap_sources") is not None and config.get("ldap"):
+        raise ValueError("tenant %s: give 'ldap_sources' or 'ldap', not both" % config["id"])
+    sources = config.get("ldap_sources")
+    if sources is None:
+        sources = [config["ldap"]] if config.get("ldap") else []
+    sources = [dict(source, name=source.get("name") or "source%d" % index) for index, source in enumerate(sources, 1)]
+    names = [source["name"] for source in sources]
+    if len(set(names)) != len(names):
+        raise ValueError("tenant %s: the names of ldap_sources must be unique, not %s" % (config["id"], ", ".join(names)))
+    return sources
+
+
 class Tenant:
     """One Entra tenant. ``lock`` guards users, features, jobs and runs."""
 
@@ -217,7 +231,7 @@ class Tenant:
         self.options = dict(DEFAULT_OPTIONS)
         self.options.update(check_options(options or {}))
         self.options.update(check_options(config.get("options") or {}))
-        self.ldap = config.get("ldap")
+        self.ldap_sources = _ldap_sources(config)
         self.lock = threading.RLock()
         self.apps = {}
         for app in config.get("apps", []):
@@ -239,7 +253,8 @@ class Tenant:
             self.jobs[job_id] = {"id": job_id, "templateId": job_id.split(".", 1)[0],
                                  "schedule": {"expiration": None, "interval": "PT2M", "state": "Active"}, "run_id": None}
         self.runs = []
-        self.watermark = None
+        # The highest committed USN of each source's last read, by source name (delta cycles read above it).
+        self.watermarks = {}
         # Users removed, for the delta query: (change number, id, reason). A delta token of an older generation is expired.
         self.removed = []
         self.delta_generation = 0
@@ -315,7 +330,7 @@ class Tenant:
                 "directory_sync": self.directory_sync, "features": dict(self.features), "options": dict(self.options),
                 "users": [self.users[uid].dump() for uid in self.order if uid in self.users],
                 "jobs": [dict(job) for job in self.jobs.values()], "runs": [dict(run) for run in self.runs],
-                "watermark": self.watermark,
+                "watermarks": dict(self.watermarks),
             }
 
 

@@ -10,8 +10,10 @@
   flag for Entra Connect only).
   With the flag on, every cycle (delta too) also puts back the AD value of users edited in the
   cloud, from the engine's copy of what it last read from AD (the how-to's "next sync cycle" rule).
-- Delta cycles read entries with ``uSNChanged`` above the previous cycle's watermark; initial
-  (full) cycles read everything in scope and delete synced users whose anchor was not seen.
+- A tenant has one source per forest (``ldap_sources``), read one after another in each cycle; users are matched by
+  immutable id across all of them (Entra Connect joins users of several forests by sourceAnchor).
+- Delta cycles read entries with ``uSNChanged`` above the previous cycle's watermark of each source; initial
+  (full) cycles read everything in scope and delete synced users whose anchor no source returned.
 
 All LDAP access is in ``LdapSource.read`` so tests can pass a fake source with the same method.
 """
@@ -47,8 +49,6 @@ class LdapSource:
     """Reads the users of a tenant's sync scope from AD over LDAPS (or LDAP + StartTLS) with ldap3."""
 
     def __init__(self, config):
-        if not config:
-            raise ValueError("the tenant has no 'ldap' source in the emulator configuration")
         self.config = config
 
     def _connect(self):
@@ -179,7 +179,7 @@ class SyncEngines:
                                % (current["type"], current["id"], tenant.id))
             run = {"id": next(self._ids), "activity": str(uuid.uuid4()), "tenant": tenant.id, "type": cycle_type, "engine": engine,
                    "state": "inProgress",
-                   "started": utcnow(), "ended": None, "read": 0, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
+                   "started": utcnow(), "ended": None, "read": 0, "sources": {}, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
                    "overrides_kept": 0, "overrides_cleared": 0, "overrides_bypassed": 0, "errors": [], "error": None}
             self._running[tenant.id] = run
             self._done[run["id"]] = threading.Event()
@@ -261,27 +261,29 @@ class SyncEngines:
 
     def _cycle(self, tenant, run):
         began = time.monotonic()
+        reading = None
         try:
-            source = self.source_factory(tenant.ldap)
-            since = tenant.watermark if run["type"] == "delta" else None
-            highest, entries = source.read(since)
-            seen = set()
-            batch = []
-            for entry in entries:
-                batch.append(entry)
-                if len(batch) >= APPLY_BATCH:
-                    self._apply(tenant, batch, run, seen)
-                    batch = []
-            self._apply(tenant, batch, run, seen)
+            if not tenant.ldap_sources:
+                raise ValueError("the tenant has no 'ldap_sources' (or 'ldap') in the emulator configuration")
+            seen, highest = set(), {}
+            # Entries read, per source (set in full now: GET /sync may copy the run while it goes).
+            run["sources"] = {config["name"]: 0 for config in tenant.ldap_sources}
+            for config in tenant.ldap_sources:
+                reading = config["name"]
+                highest[reading] = self._read_source(tenant, config, run, seen)
+            reading = None
             self._reapply_cloud_edits(tenant, run, seen)
             if run["type"] == "initial":
                 self._delete_unseen(tenant, run, seen)
+            # Only after every source was read: a failed cycle reads the same changes again next time.
             with tenant.lock:
-                tenant.watermark = highest
+                tenant.watermarks.update(highest)
             outcome, error = "success", None
-        # Any failure ends the run as failed, with its reason.
+        # Any failure ends the run as failed, with its reason (and the source's name when there are several).
         except Exception as exc:  # pylint: disable=broad-except
             outcome, error = "failed", "%s: %s" % (type(exc).__name__, exc)
+            if reading is not None and len(tenant.ldap_sources) > 1:
+                error = "source %s: %s" % (reading, error)
         remaining = self.cycle_seconds - (time.monotonic() - began)
         if remaining > 0:
             time.sleep(remaining)
@@ -300,6 +302,19 @@ class SyncEngines:
             except SyncBusy:
                 with self._lock:
                     self._queued.add(tenant.id)
+
+    def _read_source(self, tenant, config, run, seen):
+        """Apply one source's users (changed since its watermark, in a delta cycle); its highest committed USN."""
+        since = tenant.watermarks.get(config["name"]) if run["type"] == "delta" else None
+        highest, entries = self.source_factory(config).read(since)
+        batch = []
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) >= APPLY_BATCH:
+                self._apply(tenant, batch, run, seen, config["name"])
+                batch = []
+        self._apply(tenant, batch, run, seen, config["name"])
+        return highest
 
     @staticmethod
     def _error(run, entry, message, code="AttributeValueMustBeUnique", upn=None):
@@ -325,11 +340,12 @@ class SyncEngines:
                     entry = {"distinguishedName": user.source.get("onPremisesDistinguishedName")}
                     self._update(tenant, user, entry, dict(user.source), run, True)
 
-    def _apply(self, tenant, entries, run, seen):
+    def _apply(self, tenant, entries, run, seen, source):
         with tenant.lock:
             bypass = self._bypass(tenant, run)
             for entry in entries:
                 run["read"] += 1
+                run["sources"][source] += 1
                 values = cloud_values(entry, tenant)
                 immutable = values["onPremisesImmutableId"]
                 seen.add(immutable)
