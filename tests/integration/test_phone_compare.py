@@ -52,8 +52,8 @@ def ldap_users(lab):
     for forest, connection in lab_ad.connections(lab, read_only=True):
         try:
             for base in forest["ldap"]["sync_scope"]:
-                for item in lab_ad.paged(connection, base, USER_FILTER, ["objectGUID", "mS-DS-ConsistencyGuid", "objectSid",
-                                                                          "userPrincipalName", "mobile"]):
+                attributes = ["objectGUID", "mS-DS-ConsistencyGuid", "objectSid", "userPrincipalName", "mobile"]
+                for item in lab_ad.paged(connection, base, USER_FILTER, attributes):
                     raw = item["raw_attributes"]
                     anchor = (raw.get("mS-DS-ConsistencyGuid") or raw["objectGUID"])[0]
                     users[item["dn"]] = {

@@ -14,7 +14,6 @@ import os
 import urllib.error
 import urllib.request
 
-import ldap3
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _phone
@@ -173,6 +172,7 @@ def test_reconcile_exclusions_by_upn_ou_and_nested_group(playbook, lab, control,
 
     before = snapshot(lab, control)
     planned = reconcile()
+
     # Users of forest A: the nested group is made there (a group's members are of its own domain).
     def in_a(user):
         return user["dn"].lower().endswith("," + lab["ldap"]["base_dn"].lower())

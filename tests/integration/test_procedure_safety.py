@@ -16,6 +16,7 @@ import ldap3
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _phone
+import lab_ad
 from lab_play import ANSIBLE_PLAYBOOK, ROOT
 from test_procedure import bypass_vars, ldap_phones, snapshot, assert_unchanged, result_of, results_of
 
@@ -114,7 +115,7 @@ def test_a_concurrent_second_run_refuses_naming_the_first(playbook, lab, control
     before = snapshot(lab, control)
     # The first run reads the users slowly; it excludes the whole scope, so it writes nothing and stops at the gate.
     faults({"match": {"method": "GET", "path": USERS_LIST}, "action": "latency", "seconds": 4})
-    first = start_bypass(lab, bypass_args(workdir, reconcile_exclude_ous=lab["ldap"]["sync_scope"]), str(tmp_path / "first.log"))
+    first = start_bypass(lab, bypass_args(workdir, reconcile_exclude_ous=lab_ad.sync_scopes(lab)), str(tmp_path / "first.log"))
     lock = workdir / "backups" / ("procedure_%s.lock" % lab["tenant_id"])
     deadline = time.monotonic() + 120
     while not lock.exists():
