@@ -26,12 +26,6 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import Amb
 Source = collections.namedtuple("Source", "name client bases")
 
 
-def domain_name(base_dn):
-    """DC=lab,DC=test -> lab.test (the name of a source that was given none)."""
-    parts = [rdn.partition("=")[2].strip() for rdn in (base_dn or "").split(",") if rdn.strip().lower().startswith("dc=")]
-    return ".".join(parts).lower() or base_dn
-
-
 def source_configs(params, bases=None):
     """``[(name or None, ADClient params, search bases)]`` of the module's sources, checked before anything connects.
 
@@ -57,16 +51,6 @@ def source_configs(params, bases=None):
     return configs
 
 
-def _normal(dn):
-    return ",".join("%s=%s" % (name.strip().lower(), value.strip().lower())
-                    for name, _sep, value in (rdn.partition("=") for rdn in (dn or "").split(",")))
-
-
-def _under(dn, container):
-    dn, container = _normal(dn), _normal(container)
-    return dn == container or dn.endswith("," + container)
-
-
 class ADSources:
     """The AD sources of a module run, connected; use as a context manager.
 
@@ -90,9 +74,9 @@ class ADSources:
             for name, params, bases in self._configs:
                 client = ADClient(params)
                 client.connect()
-                source = Source(name or domain_name(client.base_dn), client, bases)
+                source = Source(name or _identity.domain_name(client.base_dn), client, bases)
                 self.sources.append(source)
-                outside = [base for base in bases if not _under(base, client.base_dn)]
+                outside = [base for base in bases if not _identity.in_container(base, client.base_dn)]
                 if outside:
                     raise InvalidInput("The search base(s) %s of the AD source %s are not in its domain (%s, at %s). Give each "
                                        "source the search bases of its own domain in ad_sources[].search_bases."
@@ -141,12 +125,12 @@ class ADSources:
         controller answers for any DN, as it always has)."""
         if self.single:
             return self.sources[0]
-        holding = [source for source in self.sources if _under(dn, source.client.base_dn)]
+        holding = [source for source in self.sources if _identity.in_container(dn, source.client.base_dn)]
         if holding:
-            longest = max(len(_normal(source.client.base_dn)) for source in holding)
-            holding = [source for source in holding if len(_normal(source.client.base_dn)) == longest]
+            longest = max(len(_identity.normalise_dn(source.client.base_dn)) for source in holding)
+            holding = [source for source in holding if len(_identity.normalise_dn(source.client.base_dn)) == longest]
         if len(holding) > 1:
-            holding = [source for source in holding if any(_under(dn, base) for base in source.bases)] or holding
+            holding = [source for source in holding if _identity.under_any(dn, source.bases)] or holding
         if len(holding) == 1:
             return holding[0]
         if not holding:

@@ -44,7 +44,7 @@ import os
 import re
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _files, _phone
-from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import domain_name as _domain_name
+from ansible_collections.entraid.dirsync.plugins.module_utils._identity import domain_name, under_any
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, InvalidInput
 
 FORMAT = "entraid.dirsync.phone-backup"
@@ -103,6 +103,11 @@ class _Records(object):
         return len(self._users)
 
 
+def _one_source(ad_domain, search_bases):
+    """``ad_sources`` of a backup of one domain (what version 3 records; older backups have ``ad_domain`` alone)."""
+    return [{"name": domain_name(ad_domain), "domain": ad_domain, "search_bases": list(search_bases)}]
+
+
 def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users, now=None, ad_sources=None):
     """The backup document (with its checksum) of ``ADUser`` / ``EntraUser`` records.
 
@@ -123,7 +128,7 @@ def build(tenant_id, ad_domain, search_bases, ldap_filter, ad_users, entra_users
         "created_at": _timestamp(now),
         "search_bases": list(search_bases),
         "ldap_filter": ldap_filter,
-        "ad_sources": ad_sources or [{"name": _domain_name(ad_domain), "domain": ad_domain, "search_bases": list(search_bases)}],
+        "ad_sources": ad_sources or _one_source(ad_domain, search_bases),
         "counts": counts_of(ad_records, entra_records),
         "ad_users": ad_records,
         "entra_users": entra_records,
@@ -299,25 +304,6 @@ class _Verifier(object):
         if self.outside:
             return _refuse(path, _outside_problem(self.outside, self.bases), "The file was edited after it was written; use another backup.")
         return None
-
-
-def normalise_dn(dn):
-    """Lower case without blanks around separators, for suffix tests."""
-    parts = []
-    for rdn in (dn or "").split(","):
-        name, _sep, value = rdn.partition("=")
-        parts.append("%s=%s" % (name.strip().lower(), value.strip().lower()))
-    return ",".join(parts)
-
-
-def in_container(dn, container):
-    """True when ``dn`` is below (or is) ``container``."""
-    dn, container = normalise_dn(dn), normalise_dn(container)
-    return dn == container or dn.endswith("," + container)
-
-
-def under_any(dn, containers):
-    return any(in_container(dn, container) for container in containers)
 
 
 def _same_id(a, b):
@@ -522,7 +508,7 @@ def load(path, tenant_id=None, ad_domains=None, keep_ad=keep_all, keep_entra=kee
         raise _refuse(path, "it is a backup of tenant %s, but this run signs in to tenant %s."
                       % (header["tenant_id"], tenant_id), "Use a backup of tenant %s (check the inventory host)." % tenant_id)
     if not header.get("ad_sources"):
-        header["ad_sources"] = [{"name": _domain_name(header["ad_domain"]), "domain": header["ad_domain"], "search_bases": header["search_bases"]}]
+        header["ad_sources"] = _one_source(header["ad_domain"], header["search_bases"])
     missing = [source["domain"] for source in header["ad_sources"]
                if source.get("domain") and ad_domains and not any(_same_id(source["domain"], domain) for domain in ad_domains)]
     if missing:

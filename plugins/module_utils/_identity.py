@@ -140,3 +140,30 @@ def identity_kind(identity):
 def sam_account_name(identity):
     """sAMAccountName from "name" or "DOMAIN\\name"."""
     return _DOMAIN_PREFIX_RE.sub("", identity.strip())
+
+
+# -- distinguished names ------------------------------------------------------------
+
+def normalise_dn(dn):
+    """Lower case without blanks around separators, for suffix tests."""
+    parts = []
+    for rdn in (dn or "").split(","):
+        name, _sep, value = rdn.partition("=")
+        parts.append("%s=%s" % (name.strip().lower(), value.strip().lower()))
+    return ",".join(parts)
+
+
+def in_container(dn, container):
+    """True when ``dn`` is below (or is) ``container``."""
+    dn, container = normalise_dn(dn), normalise_dn(container)
+    return dn == container or dn.endswith("," + container)
+
+
+def under_any(dn, containers):
+    return any(in_container(dn, container) for container in containers)
+
+
+def domain_name(base_dn):
+    """DC=lab,DC=test -> lab.test (the name of an AD source that was given none)."""
+    parts = [rdn.partition("=")[2].strip() for rdn in (base_dn or "").split(",") if rdn.strip().lower().startswith("dc=")]
+    return ".".join(parts).lower() or base_dn

@@ -40,7 +40,7 @@ def _skip_reason(row, policy, excluded_guids):
     upns = {(row.UserPrincipalName or "").lower(), (row.UserPrincipalNameInEntra or "").lower()} - {""}
     if upns & policy.exclude_upns:
         return "excluded_upn"
-    if _backup.under_any(row.DistinguishedName, policy.exclude_ous):
+    if _identity.under_any(row.DistinguishedName, policy.exclude_ous):
         return "excluded_ou"
     if (row.ObjectGUID or "").lower() in excluded_guids:
         return "excluded_group"
@@ -78,7 +78,7 @@ def check_backup(changes, backup_users, backup_path, search_bases=None):
     the backup's) every such user is still under the backup's search bases: nothing is written where it cannot restore."""
     missing, stale, outside = [], [], []
     for change in changes:
-        if search_bases and not _backup.under_any(change["dn"], search_bases):
+        if search_bases and not _identity.under_any(change["dn"], search_bases):
             outside.append(change["dn"])
         record = backup_users.get((change["object_guid"] or "").lower())
         label = "%s (%s)" % (change["user_principal_name"] or change["dn"], change["object_guid"])

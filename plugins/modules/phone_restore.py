@@ -165,7 +165,7 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _phone, _user_phone
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _drift, _identity, _phone, _user_phone
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import ad_argument_spec
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad_sources import ADSources
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import DirsyncError, IdentityNotFound, InvalidInput
@@ -187,7 +187,7 @@ def outside_scope(resolved, bases):
     """{objectGUID: error} for users now outside the backup's search bases: a restore never writes there."""
     errors = {}
     for identity, entry in resolved.items():
-        if isinstance(entry, dict) and not _backup.under_any(entry["dn"], bases):
+        if isinstance(entry, dict) and not _identity.under_any(entry["dn"], bases):
             errors[identity] = InvalidInput(
                 "%s (objectGUID %s) is now outside the backup's search bases (%s); a restore writes only there, so it was not "
                 "restored. Restore it by hand (entraid.dirsync.user_phone) if it should be." % (entry["dn"], identity, "; ".join(bases)))

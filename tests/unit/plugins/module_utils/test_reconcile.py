@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _drift
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import InvalidInput
-from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _reconcile
+from ansible_collections.entraid.dirsync.plugins.module_utils import _backup, _identity, _reconcile
 
 PARAMS = dict(clear_when_cloud_empty=False, include_format_differences=False, exclude_upns=[], exclude_ous=[], exclude_groups=[])
 
@@ -95,7 +95,7 @@ def test_an_excluded_user_is_reported_as_excluded_even_when_also_format_only():
     ("OU=Sales,DC=lab,DC=test", "OU=Sales,DC=lab,DC=test", True),
 ])
 def test_ou_membership_is_a_dn_suffix_on_rdn_boundaries(dn, ou, inside):
-    assert _backup.in_container(dn, ou) is inside
+    assert _identity.in_container(dn, ou) is inside
 
 
 def backup_of(changes, **overrides):
