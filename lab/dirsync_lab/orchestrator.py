@@ -134,10 +134,12 @@ class Lab:
     # -- up -------------------------------------------------------------------------------------------
     def up(self, count=DEFAULT_COUNT, seed=DEFAULT_SEED, log=print):
         started = time.monotonic()
+        model = samba.process_model()  # checked before anything stops or starts
         running = self.running()
         if running and os.path.exists(self.lab_json):
             info = self.describe()
-            if info["seed"] == {"count": count, "seed": seed} and set(running) == {"emulator"} | {f.slug for f in self.forests}:
+            if (info["seed"] == {"count": count, "seed": seed} and info.get("samba_process_model") == model
+                    and set(running) == {"emulator"} | {f.slug for f in self.forests}):
                 log("The lab is already up (%s)." % ", ".join("%s pid %d" % kv for kv in running.items()))
                 return info
             self.down(log=log)
@@ -293,6 +295,7 @@ class Lab:
         forests = [self._forest_description(forest, pki, values[admin_secret(forest)]) for forest in self.forests]
         return {
             "seed": {"count": count, "seed": seed},
+            "samba_process_model": samba.process_model(),
             "root": self.root,
             "ca_file": os.path.join(self.root, "ca.pem"),
             "tenant_id": tenant_id,

@@ -16,7 +16,7 @@ from dirsync_lab.process import LabError, wait_for
 
 SAMBA_PACKAGES = ("samba", "samba-ad-dc", "ldb-tools")
 # LDAP, and the KDC for Kerberos binds (port 88 and kpasswd's 464 on the forest's address); nothing else of a DC is needed, and
-# fewer ports can clash. In the single process model (start()) the KDC runs inside the one samba process.
+# fewer ports can clash.
 # Samba's default (yes) refuses a SASL bind without signing or sealing even over TLS, and refuses signing over TLS:
 # a Kerberos bind over LDAPS then cannot work at all. Windows with "LDAP server signing requirements: require signing"
 # accepts it over TLS, which is what allow_sasl_over_tls does (simple binds still need TLS). docs/ad-connection.md.
@@ -147,13 +147,31 @@ def register_spns(target, forest=population.LAB):
         raise LabError("Adding the DC's LDAP service principal names failed:\n%s" % (result.stderr or result.stdout)[-2000:])
 
 
-def start(target, log_path, forest=population.LAB):
-    """Start ``forest``'s samba in the foreground of its own session; return the Popen."""
+# Samba's process models (samba -M). A Windows DC serves concurrent LDAP searches in parallel, on a pool of threads
+# (MaxPoolThreads, 4 per processor: docs/lab-emulator.md); "standard" comes closest (a process per connection, so two
+# connections' searches run on two cores). "single" serves every connection in one process, one request at a time;
+# "prefork" hands connections to a fixed set of workers, and nearly simultaneous connections often land in one worker.
+PROCESS_MODELS = ("standard", "single", "prefork")
+DEFAULT_PROCESS_MODEL = "standard"
+
+
+def process_model(environ=None):
+    """The Samba process model LAB_SAMBA_MODEL names (default standard)."""
+    value = (os.environ if environ is None else environ).get("LAB_SAMBA_MODEL") or DEFAULT_PROCESS_MODEL
+    if value not in PROCESS_MODELS:
+        raise LabError("LAB_SAMBA_MODEL must be one of %s, not %r" % (", ".join(PROCESS_MODELS), value))
+    return value
+
+
+def start(target, log_path, forest=population.LAB, model=None):
+    """Start ``forest``'s samba in the foreground of its own session, in the process ``model`` (default: LAB_SAMBA_MODEL's);
+    return the Popen."""
+    model = model or process_model()
     confine(target)
     register_spns(target, forest)
     conf = os.path.join(target, "etc", "smb.conf")
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(["samba", "-s", conf, "-i", "-M", "single"], stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(["samba", "-s", conf, "-i", "-M", model], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     return proc
 

@@ -124,3 +124,10 @@ def test_inventory_has_ad_sources_only_with_two_forests(tmp_path, forests):
         {"name": "fabrikam.test", "ad_server": "127.0.0.2", "ad_port": 636, "ad_ca_cert": info["ldap"]["ca_file"],
          "ad_username": "Administrator@FABRIKAM.TEST", "ad_password": second["password"], "search_bases": [FABRIKAM.sync_scope]}]
     assert second["password"] != info["ldap"]["password"]
+
+
+def test_samba_process_model_defaults_to_standard_and_refuses_unknown_models():
+    assert samba.process_model({}) == "standard"
+    assert samba.process_model({"LAB_SAMBA_MODEL": "single"}) == "single"
+    with pytest.raises(process.LabError, match="LAB_SAMBA_MODEL must be one of standard, single, prefork"):
+        samba.process_model({"LAB_SAMBA_MODEL": "threads"})
