@@ -197,11 +197,56 @@ def read_both(sources, graph, params, attributes=AD_ATTRIBUTES):
     ``sources``: a connected ``_ad_sources.ADSources`` (every source is read at once, each over ``ad_read_connections``
     connections); ``params``: the ``scope_argument_spec`` options.
     """
+    shared = SharedText()
     lists = read_concurrently(
-        read_entra_users(graph, params["graph_page_size"]),
-        *[read_ad_users(source.client, source.bases, params.get("ldap_filter"), connections=params.get("ad_read_connections", 1),
-                        attributes=attributes, source=source.name) for source in sources.sources])
+        shared.entra(read_entra_users(graph, params["graph_page_size"])),
+        *[shared.ad(read_ad_users(source.client, source.bases, params.get("ldap_filter"), connections=params.get("ad_read_connections", 1),
+                                  attributes=attributes, source=source.name)) for source in sources.sources])
     return join_lists(lists[1:]), lists[0]
+
+
+class SharedText:
+    """Lets the AD and Entra records of one user hold the very same text objects where their values are equal.
+
+    A synchronized user's anchor, DN, UPN, SID and (in sync) mobile number are the same text on both sides; kept once,
+    a 100,000-user read holds about 400 bytes a user less. Whichever side is read first is remembered by anchor, and
+    each record of the other side takes its counterpart's objects. Only objects are shared: every value stays what its
+    side read.
+    """
+
+    # (ADUser field, EntraUser field) holding the same value for a synchronized user.
+    _FIELDS = (("anchor", "immutable_id"), ("dn", "dn"), ("upn", "onprem_upn"), ("sid", "sid"), ("mobile", "mobile"))
+
+    def __init__(self):
+        self._ad_by_anchor, self._entra_by_anchor = {}, {}
+
+    @staticmethod
+    def _share(user, anchor, others, fields):
+        other = others.get(anchor) if anchor else None
+        if other is None:
+            return user
+        same = {mine: getattr(other, theirs) for mine, theirs in fields
+                if getattr(user, mine) is not None and getattr(user, mine) == getattr(other, theirs)}
+        return user._replace(**same) if same else user
+
+    def ad(self, users):
+        """Pass ``users`` (ADUser) through, sharing their Entra counterparts' text."""
+        mine, others = self._ad_by_anchor, self._entra_by_anchor
+        for user in users:
+            user = self._share(user, user.anchor, others, self._FIELDS)
+            if user.anchor:
+                mine.setdefault(user.anchor, user)
+            yield user
+
+    def entra(self, users):
+        """Pass ``users`` (EntraUser) through, sharing their AD counterparts' text."""
+        mine, others = self._entra_by_anchor, self._ad_by_anchor
+        fields = [(theirs, own) for own, theirs in self._FIELDS]
+        for user in users:
+            user = self._share(user, user.immutable_id, others, fields)
+            if user.immutable_id:
+                mine.setdefault(user.immutable_id, user)
+            yield user
 
 
 def join_lists(lists):
@@ -378,9 +423,21 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
     """
     counts = dict.fromkeys(CLASSES, 0)
     rows = []
-    entra_by_anchor = _Positions(user.immutable_id for user in entra_users)
-    ad_by_anchor = _Positions(user.anchor for user in ad_users)
-    accounted = set()  # Entra positions reported in a paired or ambiguous row
+    # Lean indexes (a 100,000-user run holds them next to both directories): Entra users by anchor, popped as AD users
+    # claim them, so what is left is unpaired; AD anchors claimed twice, found by sorting (a list, not a set of all).
+    entra_by_anchor = {}
+    for entra in entra_users:
+        if entra.immutable_id:
+            found = entra_by_anchor.setdefault(entra.immutable_id, entra)
+            if found is not entra:
+                entra_by_anchor[entra.immutable_id] = (found if isinstance(found, list) else [found]) + [entra]
+    anchors = sorted(ad.anchor for ad in ad_users if ad.anchor)
+    claimants_of = {anchor: [] for anchor, following in zip(anchors, anchors[1:]) if anchor == following}
+    del anchors
+    for ad in ad_users:
+        if ad.anchor in claimants_of:
+            claimants_of[ad.anchor].append(ad)
+    cloud_of_claimed = {anchor: entra_by_anchor.pop(anchor) for anchor in claimants_of if anchor in entra_by_anchor}
     unpaired_ad = []
 
     def emit(row):
@@ -389,28 +446,29 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
             rows.append(row)
 
     for ad in ad_users:
-        claimants = ad_by_anchor.get(ad.anchor, ()) if ad.anchor else ()
-        cloud = entra_by_anchor.get(ad.anchor, ()) if ad.anchor else ()
+        claimants = claimants_of.get(ad.anchor, ()) if ad.anchor else ()
+        cloud = cloud_of_claimed.get(ad.anchor) if claimants else entra_by_anchor.pop(ad.anchor, None) if ad.anchor else None
+        cloud = [] if cloud is None else cloud if isinstance(cloud, list) else [cloud]
         if len(claimants) > 1 or len(cloud) > 1:
-            accounted.update(cloud)
-            note = "Ambiguous: %d AD users claim the source anchor %s" % (len(claimants), ad.anchor)
-            sources = sorted({ad_users[p].source for p in claimants if ad_users[p].source})
+            note = "Ambiguous: %d AD users claim the source anchor %s" % (max(len(claimants), 1), ad.anchor)
+            sources = sorted({claimant.source for claimant in claimants if claimant.source})
             if len(sources) > 1:
                 note += " (in the AD sources %s)" % " and ".join(sources)
             if len(cloud) > 1:
-                note += " and %d Entra ID users carry it (%s)" % (
-                    len(cloud), ", ".join("%s (%s)" % (entra_users[p].upn, entra_users[p].id) for p in cloud))
+                note += " and %d Entra ID users carry it (%s)" % (len(cloud), ", ".join("%s (%s)" % (user.upn, user.id) for user in cloud))
             note += (". The sync engine cannot join them one to one: fix the anchors (mS-DS-ConsistencyGuid) in AD first; "
                      "until then the cloud number is not carried into AD.")
-            emit(_row("ambiguous", note, ad=ad, entra=entra_users[cloud[0]] if len(cloud) == 1 else None))
+            emit(_row("ambiguous", note, ad=ad, entra=cloud[0] if len(cloud) == 1 else None))
         elif cloud:
-            accounted.add(cloud[0])
-            cls, note = _pair_class(ad, entra_users[cloud[0]])
-            emit(_row(cls, note, ad=ad, entra=entra_users[cloud[0]], matched_by="anchor"))
+            cls, note = _pair_class(ad, cloud[0])
+            emit(_row(cls, note, ad=ad, entra=cloud[0], matched_by="anchor"))
         else:
             unpaired_ad.append(ad)
 
-    unpaired_entra = [entra for position, entra in enumerate(entra_users) if position not in accounted]
+    def unclaimed(entra):
+        left = entra_by_anchor.get(entra.immutable_id) if entra.immutable_id else entra
+        return left is entra or (isinstance(left, list) and any(user is entra for user in left))
+    unpaired_entra = [entra for entra in entra_users if unclaimed(entra)]
     if unpaired_ad:
         sids = _matches(unpaired_ad, lambda user: (_upper(user.sid),), entra_users, lambda user: (_upper(user.sid),))
         # Entra replaces an unverified UPN suffix, so the cloud UPN is a second key.

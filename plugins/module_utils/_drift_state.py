@@ -120,20 +120,23 @@ class StateUsers:
         try:
             with open(self._path, encoding="utf-8") as handle:
                 handle.readline()
+                shared = _drift.SharedText()  # the AD and Entra records of a user hold its equal text once
                 for line in handle:
                     mark = json.loads(line)
                     if mark == {"end": True}:
                         return
-                    rows = []
+                    record, share = (_ad_user_of, shared.ad) if mark["side"] == "ad" else (_entra_user_of, shared.entra)
+                    users = []
                     for _chunk in range(mark["chunks"]):
-                        rows.extend(json.loads(handle.readline()))
-                    self._sides[(mark["side"], mark["name"])] = rows
+                        # Records a chunk at a time: the parsed rows of the whole file are never held at once.
+                        users.extend(share(record(row) for row in json.loads(handle.readline())))
+                    self._sides[(mark["side"], mark["name"])] = users
             self._error = "it has no end mark (truncated)"
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self._error = "its users cannot be read (%s)" % exc
 
     def get(self, kind, name):
-        """The rows of a side; StateUnusable if the file could not be read whole."""
+        """The users of a side (ADUser or EntraUser records); StateUnusable if the file could not be read whole."""
         self.start()
         self._thread.join()
         if self._error or (kind, name) not in self._sides:
@@ -248,6 +251,10 @@ def _ad_user_of(row):
     return _drift.ADUser(*values)
 
 
+def _entra_user_of(row):
+    return _drift.EntraUser(*row)
+
+
 def read_ad(ad, params, bases, previous, source=None):
     """Users of the scope of the AD source ``source`` (``ad`` its client) -> (users, new state side or None, how
     ("full"/"incremental"), reason for a full read or None)."""
@@ -277,12 +284,13 @@ def read_ad(ad, params, bases, previous, source=None):
     used = []
     if reason is None:
         try:
-            rows = previous["users"]()
+            known = previous["users"]()
         except StateUnusable as exc:
             reason = str(exc)
     if reason is None:
         how = "incremental"
-        users = {row[3]: _ad_user_of(row) for row in rows}
+        users = {user.guid: user for user in known}
+        del known
         # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
         for guid in changed:
             users.pop(_identity.guid_bytes_to_string(guid), None)
@@ -368,7 +376,7 @@ def read_entra(graph, params, previous):
             reason = "Graph's delta link expired (%s)" % exc.code
         else:
             try:
-                users = {row[0]: _drift.EntraUser(*row) for row in previous["users"]()}
+                users = {user.id: user for user in previous["users"]()}
             except StateUnusable as exc:
                 reason = str(exc)
             else:

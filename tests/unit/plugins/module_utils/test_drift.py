@@ -454,3 +454,44 @@ def test_several_hinted_candidates_are_listed_even_without_a_upn():
     row = next(row for row in drift.rows if row.Class == "only_in_entra")
     assert row.HintMatchedBy == "sid;sid"
     assert row.HintUserPrincipalName == ";other@lab.test" and row.HintId == ";".join((twin.guid, same_sid.guid))
+
+
+def _copy(text):
+    return None if text is None else "".join(list(text))  # equal text, another object
+
+
+def test_shared_text_gives_ad_records_the_entra_objects_of_equal_values_only():
+    shared = _drift.SharedText()
+    alice, bob, carol = ad("alice", mobile="+1 425 555 0100"), ad("bob", mobile="+1 425 555 0101"), ad("carol")
+    cloud = [entra(alice, mobile="+1 425 555 0100"), entra(bob, mobile="+1 425 555 0199", upn="bob@contoso.onmicrosoft.com",
+                                                            onprem_upn="bob@lab.test")]
+    assert list(shared.entra(cloud)) == cloud
+    read = [user._replace(dn=_copy(user.dn), upn=_copy(user.upn), sid=_copy(user.sid), anchor=_copy(user.anchor),
+                          mobile=_copy(user.mobile)) for user in (alice, bob, carol)]
+    got = list(shared.ad(read))
+    assert got == [alice, bob, carol]  # every value as AD gave it
+    for mine, theirs in (("dn", "dn"), ("upn", "onprem_upn"), ("sid", "sid"), ("anchor", "immutable_id"), ("mobile", "mobile")):
+        assert getattr(got[0], mine) is getattr(cloud[0], theirs), mine
+    assert got[1].upn is cloud[1].onprem_upn and got[1].mobile == "+1 425 555 0101" and got[1].mobile is not cloud[1].mobile
+    assert got[2] is read[2]  # no counterpart: untouched
+
+
+def test_pairing_from_a_shared_read_is_the_pairing_of_separate_records():
+    users = [ad("u%d" % index, mobile="+1 425 555 01%02d" % index) for index in range(6)]
+    cloud = [entra(user, mobile=user.mobile if index % 2 else "+1 206 555 0000") for index, user in enumerate(users[:5])]
+    shared = _drift.SharedText()
+    list(shared.entra(cloud))
+    assert _drift.pair_and_classify(list(shared.ad(users)), cloud) == _drift.pair_and_classify(users, cloud)
+
+
+def test_shared_text_works_whichever_side_is_read_first():
+    shared = _drift.SharedText()
+    alice = ad("alice", mobile="+1 425 555 0100")
+    assert list(shared.ad([alice])) == [alice]
+    cloud = entra(alice, mobile="+1 425 555 0100")
+    cloud = cloud._replace(dn=_copy(cloud.dn), sid=_copy(cloud.sid), immutable_id=_copy(cloud.immutable_id), mobile=_copy(cloud.mobile),
+                           upn=_copy(cloud.upn), onprem_upn=_copy(cloud.onprem_upn))
+    got = list(shared.entra([cloud]))[0]
+    assert got == cloud
+    assert got.dn is alice.dn and got.sid is alice.sid and got.immutable_id is alice.anchor and got.mobile is alice.mobile
+    assert got.onprem_upn is alice.upn and got.upn is not alice.upn  # the cloud UPN is not one of the shared fields
