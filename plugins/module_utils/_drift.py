@@ -341,7 +341,7 @@ def _matches(unpaired, keys_of, others, other_keys_of):
             wanted.add(key, number)
     found = {}
     for position, other in enumerate(others):
-        for key in set(other_keys_of(other)):
+        for key in other_keys_of(other):  # a 1-tuple or a set: no key twice
             for number in wanted.get(key):
                 found.setdefault(number, []).append(position)
     return found
@@ -461,7 +461,10 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
             emit(_row("ambiguous", note, ad=ad, entra=cloud[0] if len(cloud) == 1 else None))
         elif cloud:
             cls, note = _pair_class(ad, cloud[0])
-            emit(_row(cls, note, ad=ad, entra=cloud[0], matched_by="anchor"))
+            if cls == "in_sync" and not include_in_sync:
+                counts[cls] += 1  # most users: counted without a row
+            else:
+                emit(_row(cls, note, ad=ad, entra=cloud[0], matched_by="anchor"))
         else:
             unpaired_ad.append(ad)
 

@@ -36,4 +36,3 @@ def test_two_connections_are_served_by_two_processes(lab):
     finally:
         for connection in connections:
             connection.unbind()
-

@@ -463,8 +463,8 @@ def _copy(text):
 def test_shared_text_gives_ad_records_the_entra_objects_of_equal_values_only():
     shared = _drift.SharedText()
     alice, bob, carol = ad("alice", mobile="+1 425 555 0100"), ad("bob", mobile="+1 425 555 0101"), ad("carol")
-    cloud = [entra(alice, mobile="+1 425 555 0100"), entra(bob, mobile="+1 425 555 0199", upn="bob@contoso.onmicrosoft.com",
-                                                            onprem_upn="bob@lab.test")]
+    cloud = [entra(alice, mobile="+1 425 555 0100"),
+             entra(bob, mobile="+1 425 555 0199", upn="bob@contoso.onmicrosoft.com", onprem_upn="bob@lab.test")]
     assert list(shared.entra(cloud)) == cloud
     read = [user._replace(dn=_copy(user.dn), upn=_copy(user.upn), sid=_copy(user.sid), anchor=_copy(user.anchor),
                           mobile=_copy(user.mobile)) for user in (alice, bob, carol)]
