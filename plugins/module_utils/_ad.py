@@ -580,6 +580,9 @@ class ADClient:
             client_strategy=ldap3.SYNC, auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False,
             # AD returns references to DNS partitions and Configuration; chasing them is slow and needless.
             auto_referrals=False, check_names=False, read_only=False,
+            # _to_entry gives every requested attribute a value list itself; ldap3's own pass over each entry (a
+            # case-insensitive lookup per requested attribute) was 8% of a 100,000-user read's client time.
+            return_empty_attributes=False,
             # Until the connection is set up (TLS handshake, StartTLS, bind, RootDSE), each answer gets ad_connect_timeout.
             receive_timeout=timeout,
         )
