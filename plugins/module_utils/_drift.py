@@ -208,8 +208,8 @@ def read_both(sources, graph, params, attributes=AD_ATTRIBUTES):
 class SharedText:
     """Lets the AD and Entra records of one user hold the very same text objects where their values are equal.
 
-    A synchronized user's anchor, DN, UPN, SID and (in sync) mobile number are the same text on both sides; kept once,
-    a 100,000-user read holds about 400 bytes a user less. Whichever side is read first is remembered by anchor, and
+    A synchronized user's anchor, DN, UPN, SID and (in sync) mobile number are the same text on both sides: kept once,
+    not twice, for nearly every user of a read. Whichever side is read first is remembered by anchor, and
     each record of the other side takes its counterpart's objects. Only objects are shared: every value stays what its
     side read.
     """
@@ -297,33 +297,38 @@ def _upper(value):
     return (value if value.isupper() else value.upper()) if value else None
 
 
-class _Positions(object):
-    """value -> the positions holding it, for the non-empty values. A value held once (nearly all are) is stored as its
-    position alone, not in a list: an index of 100,000 users is then a third of the size."""
+class _Index(object):
+    """value -> the items holding it, for the non-empty values. A value held once (nearly all are) is stored with its
+    item alone, not in a list: an index of 100,000 users is then a third of the size."""
 
     __slots__ = ("_index",)
 
-    def __init__(self, values=()):
+    def __init__(self):
         self._index = {}
-        for position, value in enumerate(values):
-            self.add(value, position)
 
-    def add(self, value, position):
+    def add(self, value, item):
         if not value:
             return
         found = self._index.get(value)
         if found is None:
-            self._index[value] = position
+            self._index[value] = item
         elif isinstance(found, list):
-            found.append(position)
+            found.append(item)
         else:
-            self._index[value] = [found, position]
+            self._index[value] = [found, item]
 
-    def get(self, value, default=()):
-        found = self._index.get(value)
+    @staticmethod
+    def _items(found, default):
         if found is None:
             return default
         return found if isinstance(found, list) else (found,)
+
+    def get(self, value, default=()):
+        return self._items(self._index.get(value), default)
+
+    def pop(self, value, default=()):
+        """The items of ``value``, no longer in the index."""
+        return self._items(self._index.pop(value, None), default)
 
 
 def _entra_upns(user):
@@ -335,7 +340,7 @@ def _matches(unpaired, keys_of, others, other_keys_of):
     """{number in ``unpaired``: positions in ``others`` sharing one of its keys, in position order}.
 
     One index of the unpaired users (few) and one pass over the others (many), instead of an index of everyone."""
-    wanted = _Positions()
+    wanted = _Index()
     for number, user in enumerate(unpaired):
         for key in set(keys_of(user)):
             wanted.add(key, number)
@@ -425,19 +430,16 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
     rows = []
     # Lean indexes (a 100,000-user run holds them next to both directories): Entra users by anchor, popped as AD users
     # claim them, so what is left is unpaired; AD anchors claimed twice, found by sorting (a list, not a set of all).
-    entra_by_anchor = {}
+    entra_by_anchor = _Index()
     for entra in entra_users:
-        if entra.immutable_id:
-            found = entra_by_anchor.setdefault(entra.immutable_id, entra)
-            if found is not entra:
-                entra_by_anchor[entra.immutable_id] = (found if isinstance(found, list) else [found]) + [entra]
+        entra_by_anchor.add(entra.immutable_id, entra)
     anchors = sorted(ad.anchor for ad in ad_users if ad.anchor)
     claimants_of = {anchor: [] for anchor, following in zip(anchors, anchors[1:]) if anchor == following}
     del anchors
     for ad in ad_users:
         if ad.anchor in claimants_of:
             claimants_of[ad.anchor].append(ad)
-    cloud_of_claimed = {anchor: entra_by_anchor.pop(anchor) for anchor in claimants_of if anchor in entra_by_anchor}
+    cloud_of_claimed = {anchor: entra_by_anchor.pop(anchor) for anchor in claimants_of}
     unpaired_ad = []
 
     def emit(row):
@@ -447,8 +449,7 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
 
     for ad in ad_users:
         claimants = claimants_of.get(ad.anchor, ()) if ad.anchor else ()
-        cloud = cloud_of_claimed.get(ad.anchor) if claimants else entra_by_anchor.pop(ad.anchor, None) if ad.anchor else None
-        cloud = [] if cloud is None else cloud if isinstance(cloud, list) else [cloud]
+        cloud = cloud_of_claimed[ad.anchor] if claimants else entra_by_anchor.pop(ad.anchor)
         if len(claimants) > 1 or len(cloud) > 1:
             note = "Ambiguous: %d AD users claim the source anchor %s" % (max(len(claimants), 1), ad.anchor)
             sources = sorted({claimant.source for claimant in claimants if claimant.source})
@@ -468,10 +469,8 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
         else:
             unpaired_ad.append(ad)
 
-    def unclaimed(entra):
-        left = entra_by_anchor.get(entra.immutable_id) if entra.immutable_id else entra
-        return left is entra or (isinstance(left, list) and any(user is entra for user in left))
-    unpaired_entra = [entra for entra in entra_users if unclaimed(entra)]
+    unpaired_entra = [entra for entra in entra_users
+                      if not entra.immutable_id or any(left is entra for left in entra_by_anchor.get(entra.immutable_id))]
     if unpaired_ad:
         sids = _matches(unpaired_ad, lambda user: (_upper(user.sid),), entra_users, lambda user: (_upper(user.sid),))
         # Entra replaces an unverified UPN suffix, so the cloud UPN is a second key.
