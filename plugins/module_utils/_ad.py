@@ -30,7 +30,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
     IdentityNotFound,
     InvalidInput,
 )
-from ansible_collections.entraid.dirsync.plugins.module_utils import _identity
+from ansible_collections.entraid.dirsync.plugins.module_utils import _identity, _ldap_entries
 
 try:
     import ldap3
@@ -190,7 +190,7 @@ def _text(value):
 def _to_entry(dn, raw_attributes, requested):
     entry = {"dn": dn}
     for name, values in raw_attributes.items():
-        key = name.lower()
+        key, values = name.lower(), values or ()  # ldap3 gives None for an attribute sent without values
         entry[key] = list(values) if key in BINARY_ATTRIBUTES else [_text(value) for value in values]
     for key in requested:
         entry.setdefault(key, [])
@@ -205,24 +205,41 @@ class _NoFormattedCopy(dict):
         self.pop(key, None)
 
 
+_DECODER_LOCK = threading.Lock()
+
+
+def _use_lean_entry_decoder():
+    """Let ldap3's synchronous strategy read plain search entries with ``_ldap_entries`` (every other message, and every
+    connection not set up by ``_decode_search_entries_raw_only``, is decoded by ldap3 as before)."""
+    from ldap3.strategy import sync  # pylint: disable=import-outside-toplevel
+    with _DECODER_LOCK:
+        if not hasattr(sync.decode_message_fast, "ldap3_decode"):
+            sync.decode_message_fast = _ldap_entries.message_decoder(sync.decode_message_fast)
+
+
 def _decode_search_entries_raw_only(conn):
     """Make ``conn`` decode search entries into their raw values only.
 
     ldap3 decodes every attribute value twice, raw and as a formatted copy; at 100,000 users the copy was about 15% of
-    a drift read's time (issue 16's profile). Other responses are decoded as ldap3 does.
+    a drift read's time (issue 16's profile). Entries come from ``_ldap_entries``' decoder where it read them (a plain
+    dict of raw values), else from ldap3's. Other responses are decoded as ldap3 does.
     """
     strategy = conn.strategy
     if not getattr(conn, "fast_decoder", False) or not hasattr(strategy, "decode_response_fast"):
         return
+    _use_lean_entry_decoder()
     decode = strategy.decode_response_fast
 
     def decode_response(message):
         if message["protocolOp"] != 4:  # searchResEntry
             return decode(message)
         payload = message["payload"]
-        result = {"raw_dn": payload[0][3], "dn": _ldap3_to_unicode(payload[0][3], from_server=True),
-                  "raw_attributes": raw_attributes_to_dict_fast(payload[1][3]), "attributes": _NoFormattedCopy(),
-                  "type": "searchResEntry"}
+        if isinstance(payload, _ldap_entries.Entry):
+            raw_dn, raw_attributes = payload.dn, payload.attributes
+        else:
+            raw_dn, raw_attributes = payload[0][3], raw_attributes_to_dict_fast(payload[1][3])
+        result = {"raw_dn": raw_dn, "dn": _ldap3_to_unicode(raw_dn, from_server=True), "raw_attributes": raw_attributes,
+                  "attributes": _NoFormattedCopy(), "type": "searchResEntry"}
         if message["controls"]:
             result["controls"] = dict(strategy.decode_control_fast(control[3]) for control in message["controls"])
         return result

@@ -24,6 +24,7 @@ from ansible_collections.entraid.dirsync.plugins.module_utils import _ad, _ident
 from ansible_collections.entraid.dirsync.plugins.module_utils._errors import (
     ADError, AmbiguousIdentity, IdentityNotFound, InvalidInput,
 )
+from ansible_collections.entraid.dirsync.tests.unit.plugins.module_utils.ldap_messages import search_result_entry
 
 BASE = "DC=lab,DC=test"
 ADMIN = "CN=Administrator,CN=Users," + BASE
@@ -791,28 +792,9 @@ def test_a_domain_controller_of_another_domain_is_refused_mid_run(monkeypatch, m
 
 
 def _search_result_entry(dn, attributes):
-    """A searchResEntry as a domain controller sends it (BER), decoded by ldap3's fast decoder."""
-    from pyasn1.codec.ber import encoder  # pylint: disable=import-outside-toplevel
-    from ldap3.protocol import rfc4511  # pylint: disable=import-outside-toplevel
+    """A searchResEntry as a domain controller sends it, decoded by ldap3's own fast decoder."""
     from ldap3.utils.asn1 import decode_message_fast  # pylint: disable=import-outside-toplevel
-    entry = rfc4511.SearchResultEntry()
-    entry["object"] = rfc4511.LDAPDN(dn)
-    listed = rfc4511.PartialAttributeList()
-    for name, values in attributes.items():
-        attribute = rfc4511.PartialAttribute()
-        attribute["type"] = rfc4511.AttributeDescription(name)
-        vals = rfc4511.Vals()
-        for value in values:
-            vals.append(rfc4511.AttributeValue(value))
-        attribute["vals"] = vals
-        listed.append(attribute)
-    entry["attributes"] = listed
-    message = rfc4511.LDAPMessage()
-    message["messageID"] = rfc4511.MessageID(3)
-    operation = rfc4511.ProtocolOp()
-    operation["searchResEntry"] = entry
-    message["protocolOp"] = operation
-    return decode_message_fast(encoder.encode(message))
+    return decode_message_fast(search_result_entry(dn, attributes))
 
 
 def test_search_entries_are_decoded_once_into_raw_values_that_the_entry_keeps_exactly():
