@@ -22,6 +22,7 @@ import concurrent.futures
 import csv
 import datetime
 import json
+import operator
 import threading
 
 from ansible_collections.entraid.dirsync.plugins.module_utils._ad import USER_FILTER
@@ -144,17 +145,18 @@ def ad_user_from_entry(entry, source=None):
 
 
 def read_ad_users(ad, bases, ldap_filter=None, page_size=1000, connections=1, attributes=AD_ATTRIBUTES, servers_used=None,
-                  source=None):
+                  source=None, parts=None):
     """Yield an ``ADUser`` for every user under ``bases`` (subtree) matching ``ldap_filter``, of the AD source ``source``.
 
     ``ad`` is a connected ``ADClient``. With ``connections`` above 1 the scope is read as several disjoint partitions
-    (``_ad.partition_filters``) over that many connections at once, in no fixed order. A user found under two overlapping
-    bases (or, should a domain controller place it in two partitions, twice) is yielded once.
+    (``_ad.partition_filters``) over that many connections at once, in no fixed order; ``parts``, filters ANDed with
+    the search's, name the partitions instead. A user found under two overlapping bases (or, should a domain controller
+    place it in two partitions, twice) is yielded once.
     """
     search_filter = user_filter(ldap_filter)
-    per_base = -(-connections // len(bases)) if connections > len(bases) else 1
-    searches = [(base, search_filter if part is None else "(&%s%s)" % (search_filter, part))
-                for base in bases for part in _ad.partition_filters(per_base)]
+    if parts is None:
+        parts = _ad.partition_filters(-(-connections // len(bases)) if connections > len(bases) else 1)
+    searches = [(base, search_filter if part is None else "(&%s%s)" % (search_filter, part)) for base in bases for part in parts]
     seen = set()
     for entry in _ad.parallel_paged_search(ad, searches, attributes, connections=connections, page_size=page_size,
                                            servers_used=servers_used):
@@ -214,39 +216,55 @@ class SharedText:
     side read.
     """
 
-    # (ADUser field, EntraUser field) holding the same value for a synchronized user.
+    # (ADUser field, EntraUser field) holding the same value for a synchronized user, as positions in the records.
     _FIELDS = (("anchor", "immutable_id"), ("dn", "dn"), ("upn", "onprem_upn"), ("sid", "sid"), ("mobile", "mobile"))
+    _AD_POSITIONS = tuple((ADUser._fields.index(mine), EntraUser._fields.index(theirs)) for mine, theirs in _FIELDS)
+    _ENTRA_POSITIONS = tuple((theirs, mine) for mine, theirs in _AD_POSITIONS)
+    _AD_ANCHOR, _ENTRA_ANCHOR = _AD_POSITIONS[0]
 
     def __init__(self):
         self._ad_by_anchor, self._entra_by_anchor = {}, {}
 
     @staticmethod
-    def _share(user, anchor, others, fields):
+    def _record(record_type, values, anchor, mine, others, positions):
+        """The record of ``values`` (a list, changed in place), holding its counterpart's objects where they are equal."""
         other = others.get(anchor) if anchor else None
-        if other is None:
-            return user
-        same = {mine: getattr(other, theirs) for mine, theirs in fields
-                if getattr(user, mine) is not None and getattr(user, mine) == getattr(other, theirs)}
-        return user._replace(**same) if same else user
+        if other is not None:
+            for own, theirs in positions:
+                value = values[own]
+                if value is not None and value == other[theirs]:
+                    values[own] = other[theirs]
+        record = record_type._make(values)
+        if anchor:
+            mine.setdefault(anchor, record)
+        return record
+
+    def ad_record(self, values):
+        """An ``ADUser`` of ``values`` (a list of its fields), sharing its Entra counterpart's text."""
+        return self._record(ADUser, values, values[self._AD_ANCHOR], self._ad_by_anchor, self._entra_by_anchor, self._AD_POSITIONS)
+
+    def entra_record(self, values):
+        """An ``EntraUser`` of ``values`` (a list of its fields), sharing its AD counterpart's text."""
+        return self._record(EntraUser, values, values[self._ENTRA_ANCHOR], self._entra_by_anchor, self._ad_by_anchor,
+                            self._ENTRA_POSITIONS)
+
+    @staticmethod
+    def _passed(users, anchor_at, mine, others, record):
+        for user in users:
+            anchor = user[anchor_at]
+            if anchor and anchor in others:
+                user = record(list(user))
+            elif anchor:
+                mine.setdefault(anchor, user)
+            yield user
 
     def ad(self, users):
-        """Pass ``users`` (ADUser) through, sharing their Entra counterparts' text."""
-        mine, others = self._ad_by_anchor, self._entra_by_anchor
-        for user in users:
-            user = self._share(user, user.anchor, others, self._FIELDS)
-            if user.anchor:
-                mine.setdefault(user.anchor, user)
-            yield user
+        """Pass ``users`` (ADUser) through, sharing their Entra counterparts' text (a user without one passes as it is)."""
+        return self._passed(users, self._AD_ANCHOR, self._ad_by_anchor, self._entra_by_anchor, self.ad_record)
 
     def entra(self, users):
-        """Pass ``users`` (EntraUser) through, sharing their AD counterparts' text."""
-        mine, others = self._entra_by_anchor, self._ad_by_anchor
-        fields = [(theirs, own) for own, theirs in self._FIELDS]
-        for user in users:
-            user = self._share(user, user.immutable_id, others, fields)
-            if user.immutable_id:
-                mine.setdefault(user.immutable_id, user)
-            yield user
+        """Pass ``users`` (EntraUser) through, sharing their AD counterparts' text (a user without one passes as it is)."""
+        return self._passed(users, self._ENTRA_ANCHOR, self._entra_by_anchor, self._ad_by_anchor, self.entra_record)
 
 
 def join_lists(lists):
@@ -330,30 +348,48 @@ class _Index(object):
         """The items of ``value``, no longer in the index."""
         return self._items(self._index.pop(value, None), default)
 
+    def items(self):
+        """Every item still in the index."""
+        for found in self._index.values():
+            yield from self._items(found, ())
+
 
 def _entra_upns(user):
     """An Entra user's UPN keys: its on-premises UPN and, when Entra replaced an unverified suffix, its cloud UPN."""
     return {_lower(user.onprem_upn), _lower(user.upn)}
 
 
-def _matches(unpaired, keys_of, others, other_keys_of):
-    """{number in ``unpaired``: positions in ``others`` sharing one of its keys, in position order}.
+# The fields of each side that hold a hint key, and how a key is compared (SIDs upper case, UPNs lower case).
+_SID_FIELDS, _AD_UPN_FIELDS, _ENTRA_UPN_FIELDS = ("sid",), ("upn",), ("onprem_upn", "upn")
 
-    One index of the unpaired users (few) and one pass over the others (many), instead of an index of everyone."""
-    wanted = _Index()
+
+def _matches(unpaired, keys_of, others, fields, normalise):
+    """{number in ``unpaired``: positions in ``others`` whose ``fields``, ``normalise``d, hold one of its keys, in order}.
+
+    One index of the unpaired users (few) and one pass per field over the others (many), the per-user work kept to an
+    attribute read and a C string method: at 100,000 users these passes were most of the classification."""
+    wanted = {}
     for number, user in enumerate(unpaired):
         for key in set(keys_of(user)):
-            wanted.add(key, number)
+            if key:
+                wanted.setdefault(key, []).append(number)
     found = {}
-    for position, other in enumerate(others):
-        for key in other_keys_of(other):  # a 1-tuple or a set: no key twice
-            for number in wanted.get(key):
-                found.setdefault(number, []).append(position)
+    if not wanted:
+        return found
+    for field in fields:
+        for position, value in enumerate(map(operator.attrgetter(field), others)):
+            if value and normalise(value) in wanted:
+                for number in wanted[normalise(value)]:
+                    found.setdefault(number, []).append(position)
+    if len(fields) > 1:  # one user found by two fields is one candidate
+        found = {number: sorted(set(positions)) for number, positions in found.items()}
     return found
 
 
 def _pair_class(ad, entra):
     """Class and note of a user paired by anchor."""
+    if ad.mobile == entra.mobile:  # most pairs (often the very same text, see SharedText): equal once cleaned too
+        return "in_sync", ""
     ad_mobile, entra_mobile = _phone.clean(ad.mobile), _phone.clean(entra.mobile)
     if ad_mobile == entra_mobile:
         return "in_sync", ""
@@ -469,12 +505,12 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
         else:
             unpaired_ad.append(ad)
 
-    unpaired_entra = [entra for entra in entra_users
-                      if not entra.immutable_id or any(left is entra for left in entra_by_anchor.get(entra.immutable_id))]
+    left = {id(entra) for entra in entra_by_anchor.items()}  # not claimed by any AD user
+    unpaired_entra = [entra for entra in entra_users if not entra.immutable_id or id(entra) in left]
     if unpaired_ad:
-        sids = _matches(unpaired_ad, lambda user: (_upper(user.sid),), entra_users, lambda user: (_upper(user.sid),))
+        sids = _matches(unpaired_ad, lambda user: (_upper(user.sid),), entra_users, _SID_FIELDS, str.upper)
         # Entra replaces an unverified UPN suffix, so the cloud UPN is a second key.
-        upns = _matches(unpaired_ad, lambda user: (_lower(user.upn),), entra_users, _entra_upns)
+        upns = _matches(unpaired_ad, lambda user: (_lower(user.upn),), entra_users, _ENTRA_UPN_FIELDS, str.lower)
         for number, ad in enumerate(unpaired_ad):
             hint = _hint((("sid", sids.get(number, ())), ("upn", upns.get(number, ()))),
                          lambda p: (entra_users[p].upn, entra_users[p].id))
@@ -485,8 +521,8 @@ def pair_and_classify(ad_users, entra_users, include_in_sync=False):
                          % _first_hint_keys(hint))
             emit(_row("only_in_ad", note, ad=ad, hint=hint))
     if unpaired_entra:
-        sids = _matches(unpaired_entra, lambda user: (_upper(user.sid),), ad_users, lambda user: (_upper(user.sid),))
-        upns = _matches(unpaired_entra, _entra_upns, ad_users, lambda user: (_lower(user.upn),))
+        sids = _matches(unpaired_entra, lambda user: (_upper(user.sid),), ad_users, _SID_FIELDS, str.upper)
+        upns = _matches(unpaired_entra, _entra_upns, ad_users, _AD_UPN_FIELDS, str.lower)
         for number, entra in enumerate(unpaired_entra):
             hint = _hint((("sid", sids.get(number, ())), ("upn", upns.get(number, ()))),
                          lambda p: (ad_users[p].upn, ad_users[p].guid))

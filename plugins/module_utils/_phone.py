@@ -18,6 +18,9 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import Inv
 MAX_LENGTH = 64
 # Separators people type between digit groups; a leading "+" is kept (it carries the country code).
 _SEPARATORS = frozenset(" -./()\u00a0\u2010\u2011\u2012\u2013\u2014\t")
+# What normalise drops from ASCII text: ASCII is its own NFKC form and its only decimal digits are 0-9, so one translate
+# does what the general path does character by character.
+_ASCII_DROPPED = {code: None for code in range(128) if chr(code) in _SEPARATORS or chr(code).isspace()}
 
 
 def clean(value):
@@ -80,6 +83,13 @@ def normalise(value):
         return None
     if not isinstance(value, str):
         return value
+    if value.isascii():
+        return value.translate(_ASCII_DROPPED).lower() or value
+    return _normalise_text(value)
+
+
+def _normalise_text(value):
+    """normalise's general path, for any text."""
     value = "".join(_ascii_digit(char) for char in unicodedata.normalize("NFKC", value))
     compact = "".join(char for char in value if char not in _SEPARATORS and not char.isspace()).lower()
     # Only punctuation: keep the text so it never equals "no number".

@@ -38,8 +38,23 @@ def test_a_state_gives_back_each_sides_users_a_chunk_per_line(tmp_path, monkeypa
         assert len(handle.readlines()) == 1 + (1 + 3) + (1 + 0) + 1  # header, lab.test's 3 chunks, entra's none, end
     state, why = _drift_state.load(path, KEY)
     assert why is None and state["ad"]["fabrikam.test"] is None and state["ad"]["lab.test"]["watermark"] == {"usn": 5}
-    assert [_drift_state._ad_user_of(row) for row in state["ad"]["lab.test"]["users"]()] == users
+    assert state["ad"]["lab.test"]["users"]() == users
     assert state["entra"]["users"]() == []
+
+
+def test_a_states_ad_and_entra_records_of_a_user_hold_its_equal_text_once(tmp_path):
+    path = str(tmp_path / "state.json")
+    users = [ad_row(number) for number in range(3)]
+    cloud = [_drift.EntraUser(id="id-" + user.guid, upn=user.upn, onprem_upn=user.upn, mobile=user.mobile if number else "+9",
+                              immutable_id=user.anchor, sid=None, dn=user.dn) for number, user in enumerate(users[:2])]
+    _drift_state.save(path, KEY, {"lab.test": {"usn": 5, "users": users}}, {"delta_link": "x", "users": cloud})
+    state, _why = _drift_state.load(path, KEY)
+    read_ad, read_entra = state["ad"]["lab.test"]["users"](), state["entra"]["users"]()
+    assert read_ad == users and read_entra == cloud
+    for number, user in enumerate(read_entra):
+        twin = read_ad[number]
+        assert user.dn is twin.dn and user.immutable_id is twin.anchor and user.onprem_upn is twin.upn
+        assert (user.mobile is twin.mobile) == (number == 1)  # only equal numbers are shared
 
 
 def test_a_truncated_state_file_is_unusable_for_the_users_not_for_the_watermarks(tmp_path):

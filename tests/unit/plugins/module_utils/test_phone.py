@@ -1,5 +1,8 @@
 """Phone value helpers."""
 
+import random
+import string
+
 import pytest
 
 from ansible_collections.entraid.dirsync.plugins.module_utils import _phone
@@ -42,6 +45,18 @@ def test_normalise():
     assert _phone.normalise("0049 / 89 123") == "004989123"
     assert _phone.normalise("  ") is None
     assert _phone.normalise("--") == "--"
+
+
+def test_the_ascii_shortcut_of_normalise_gives_what_the_general_path_gives():
+    rng = random.Random(16)
+    texts = [chr(code) for code in range(128)] + ["".join(rng.choice(string.printable + "\x1c\x1f") for _ in range(rng.randrange(1, 20)))
+                                                  for _ in range(2000)]
+    for text in texts:
+        cleaned = _phone.clean(text)
+        if cleaned is not None:
+            assert _phone.normalise(text) == _phone._normalise_text(cleaned), repr(text)  # pylint: disable=protected-access
+    # Non-ASCII text takes the general path: fullwidth and Arabic-Indic digits, a non-breaking space.
+    assert _phone.normalise("\uff0b\uff11 \u0664\u0662\u0665\u00a0555") == "+1425555"
 
 
 def test_same():
