@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import operator
 import os
 import re
 import threading
@@ -36,7 +37,9 @@ from ansible_collections.entraid.dirsync.plugins.module_utils._errors import Gra
 STATE_KIND = "entraid.dirsync phone_compare state"
 # 2: the AD side per AD source. 3: JSON lines, the watermarks first, then each side's users a chunk per line, so a
 # repeat run asks both directories what changed while it parses the users (the parse holds the GIL a chunk at a time).
-STATE_VERSION = 3
+# 4: the users are a base and a journal: a repeat run copies the base as it is and writes, per side, the current record
+# of every user changed since the base was written (null: gone), instead of encoding every user again.
+STATE_VERSION = 4
 # Graph's delta links for directory objects live 7 days; a day of margin.
 MAX_STATE_AGE = datetime.timedelta(days=6)
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID, so deletions are seen
@@ -46,6 +49,8 @@ CONTAINER_CLASSES = {"organizationalunit", "container"}
 # grows (Samba: a third more time for the same users two hundred at a time than a hundred at a time).
 GUID_BATCH = 100
 SAVE_CHUNK = 5000
+# A journal longer than this share of the base is folded into a new base (a repeat run parses both).
+MAX_JOURNAL_SHARE = 0.2
 # Past this many changed objects a full read is about as fast, and one search instead of many.
 MAX_CHANGED = 20000
 # Back-link attributes change when the object they point from changes, not the user: a filter on them cannot be tracked.
@@ -69,8 +74,10 @@ def scope_key(tenant_id, bases, ldap_filter):
 def load(path, key):
     """The state at ``path`` when it is usable for ``key`` -> (state or None, reason it is not used or None).
 
-    Only the first line is read: ``state`` is ``{"ad": {source name: side}, "entra": side}``, each side
-    ``{"watermark": ..., "users": function}``; the users are parsed by ``StateUsers`` (``read_both`` starts it at once).
+    Only the first line is read: ``state`` is ``{"ad": {source name: side}, "entra": side, "users": StateUsers}``, each
+    side ``{"watermark": ..., "users": function, "journal": function}``; the users are parsed by ``StateUsers``
+    (``read_both`` starts it at once): ``users()`` gives {key: user} (AD: objectGUID, Entra: id), ``journal()`` the keys
+    changed since the base.
     A state file that others could have written is refused (InvalidInput): it decides what the report says.
     """
     if not os.path.lexists(path):
@@ -94,7 +101,8 @@ def load(path, key):
     users = StateUsers(path)
 
     def side(kind, name, watermark):
-        return None if watermark is None else {"watermark": watermark, "users": lambda: users.get(kind, name)}
+        return None if watermark is None else {"watermark": watermark, "users": lambda: users.get(kind, name),
+                                                "journal": lambda: users.journal(kind, name)}
     ad = header.get("ad") if isinstance(header.get("ad"), dict) else {}
     return {"ad": {name: side("ad", name, mark) for name, mark in ad.items()}, "entra": side("entra", None, header.get("entra")),
             "users": users}, None
@@ -104,12 +112,20 @@ class StateUnusable(Exception):
     """The users of a state file cannot be read (it was edited or truncated): that directory is read in full."""
 
 
+def _key_of(kind):
+    return operator.attrgetter("guid" if kind == "ad" else "id")
+
+
 class StateUsers:
-    """The users of a state file, parsed in a thread of their own (``start``); ``get`` waits for them."""
+    """The users of a state file, parsed in a thread of their own (``start``); ``get`` waits for them.
+
+    The file stays open until ``close``: ``save`` copies its base from it (the very file that was parsed, even once a
+    new one has taken its name)."""
 
     def __init__(self, path):
         self._path = path
-        self._sides, self._error = {}, None
+        self._sides, self._journals, self._error = {}, {}, None
+        self._handle, self.base = None, None  # base: (start, end, [(kind, name)], users in it) of a file parsed whole
         self._thread = threading.Thread(target=self._parse, name="drift-state", daemon=True)
         self._started = False
 
@@ -120,56 +136,127 @@ class StateUsers:
 
     def _parse(self):
         try:
-            with open(self._path, encoding="utf-8") as handle:
-                handle.readline()
-                shared = _drift.SharedText()  # the AD and Entra records of a user hold its equal text once
-                for line in handle:
-                    mark = json.loads(line)
-                    if mark == {"end": True}:
-                        return
-                    record = _ad_user_of(shared) if mark["side"] == "ad" else shared.entra_record
-                    users = []
+            self._handle = handle = open(self._path, "rb")  # pylint: disable=consider-using-with
+            handle.readline()
+            start, end, order, rows = handle.tell(), None, [], 0
+            shared = _drift.SharedText()  # the AD and Entra records of a user hold its equal text once
+            while True:
+                line = handle.readline()
+                if not line:
+                    self._error = "it has no end mark (truncated)"
+                    return
+                mark = json.loads(line)
+                if "side" in mark and end is None:
+                    side = (mark["side"], mark["name"])
+                    record, key = _record_of(side[0], shared), _key_of(side[0])
+                    users = {}
                     for _chunk in range(mark["chunks"]):
                         # Records a chunk at a time: the parsed rows of the whole file are never held at once.
-                        users.extend(map(record, json.loads(handle.readline())))
-                    self._sides[(mark["side"], mark["name"])] = users
-            self._error = "it has no end mark (truncated)"
+                        for user in map(record, json.loads(handle.readline())):
+                            users[key(user)] = user
+                    self._sides[side], self._journals[side] = users, set()
+                    order.append(side)
+                    rows += len(users)
+                    continue
+                if end is None:
+                    end = handle.tell() - len(line)
+                if "journal" in mark:
+                    side = (mark["journal"], mark["name"])
+                    record, users, journal = _record_of(side[0], shared), self._sides[side], self._journals[side]
+                    for _chunk in range(mark["chunks"]):
+                        for user_key, row in json.loads(handle.readline()):
+                            journal.add(user_key)
+                            if row is None:
+                                users.pop(user_key, None)
+                            else:
+                                users[user_key] = record(row)
+                    continue
+                if mark == {"end": True}:
+                    self.base = (start, end, order, rows)
+                    return
+                raise ValueError("unexpected line %r" % line[:80])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self._error = "its users cannot be read (%s)" % exc
 
-    def get(self, kind, name):
-        """The users of a side (ADUser or EntraUser records); StateUnusable if the file could not be read whole."""
+    def _wait(self, kind, name):
         self.start()
         self._thread.join()
-        if self._error or (kind, name) not in self._sides:
+        if self._error or (kind, name) not in self._journals:
             raise StateUnusable("the state file was edited or truncated: %s" % (self._error or "no users of %s" % (name or kind)))
+
+    def get(self, kind, name):
+        """The users of a side, {key: ADUser or EntraUser}; StateUnusable if the file could not be read whole."""
+        self._wait(kind, name)
         return self._sides.pop((kind, name))
 
+    def journal(self, kind, name):
+        """The keys of a side's users changed since its base was written."""
+        self._wait(kind, name)
+        return self._journals[(kind, name)]
 
-def save(path, key, ad_states, entra_state):
+    def copy_base(self, handle):
+        """Write the base of the parsed file to ``handle`` (text), a line at a time."""
+        start, end, _order, _rows = self.base
+        self._handle.seek(start)
+        while self._handle.tell() < end:
+            handle.write(self._handle.readline().decode("utf-8"))
+        if self._handle.tell() != end:
+            raise OSError("the state file's base ends inside a line")
+
+    def close(self):
+        if self._started:
+            self._thread.join()
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _extends(base, sides):
+    """True when the new state can keep the base of ``base`` (a parsed ``StateUsers``) and add a journal: the same sides,
+    each read again incrementally (it knows its ``changes``), and the journal still short."""
+    if base is None or base.base is None:
+        return False
+    _start, _end, order, rows = base.base
+    if [(kind, name) for kind, name, _side in sides] != order or any(side is None or "changes" not in side for _k, _n, side in sides):
+        return False
+    return sum(len(side["changes"]) for _k, _n, side in sides) <= MAX_JOURNAL_SHARE * max(rows, 1)
+
+
+def save(path, key, ad_states, entra_state, base=None):
     """Write the state atomically (mode 0600: it holds phone numbers): ``ad_states`` is {AD source name: side}; a side
     whose watermark is not valid (None) is left out. The users go a chunk per line, with the C encoder, never the whole
-    file in memory; named tuples as JSON arrays."""
+    file in memory; named tuples as JSON arrays.
+
+    A side read incrementally carries ``changes``, {key: user or None} for every user changed since the base of ``base``
+    (the ``StateUsers`` it was read from). When every side has them, the base is copied as it is and the changes are its
+    journal; otherwise, or once the journal has grown long, every user is written in a new base."""
     sides = [("ad", name, side) for name, side in ad_states.items()] + [("entra", None, entra_state)]
+    journal = _extends(base, sides)
 
     def write(handle):
+        def chunked(mark, rows):
+            chunks = range(0, len(rows), SAVE_CHUNK)
+            handle.write(json.dumps(dict(mark, chunks=len(chunks))) + "\n")
+            for start in chunks:
+                handle.write(json.dumps(rows[start:start + SAVE_CHUNK], ensure_ascii=False) + "\n")
+
         header = {"kind": STATE_KIND, "version": STATE_VERSION, "written_at": _now().strftime("%Y-%m-%dT%H:%M:%SZ"), "scope": key,
                   "ad": {}, "entra": None}
         for kind, name, side in sides:
-            watermark = None if side is None else {item: value for item, value in side.items() if item != "users"}
+            watermark = None if side is None else {item: value for item, value in side.items() if item not in ("users", "changes")}
             if kind == "ad":
                 header["ad"][name] = watermark
             else:
                 header["entra"] = watermark
         handle.write(json.dumps(header) + "\n")
-        for kind, name, side in sides:
-            if side is None:
-                continue
-            users = side["users"]
-            chunks = range(0, len(users), SAVE_CHUNK)
-            handle.write(json.dumps({"side": kind, "name": name, "chunks": len(chunks)}) + "\n")
-            for start in chunks:
-                handle.write(json.dumps(users[start:start + SAVE_CHUNK], ensure_ascii=False) + "\n")
+        if journal:
+            base.copy_base(handle)
+            for kind, name, side in sides:
+                chunked({"journal": kind, "name": name}, sorted(side["changes"].items()))
+        else:
+            for kind, name, side in sides:
+                if side is not None:
+                    chunked({"side": kind, "name": name}, side["users"])
         handle.write('{"end": true}\n')
     _files.ensure_directory(path, "state file")
     return _files.atomic_write(path, write, what="state file")
@@ -251,8 +338,11 @@ def _read_again(ad, bases, ldap_filter, guids, used, source, connections):
 _OTHER_MOBILE = _drift.ADUser._fields.index("other_mobile")
 
 
-def _ad_user_of(shared):
-    """Row of the state file (a JSON array) -> ``ADUser``, sharing text through ``shared``."""
+def _record_of(kind, shared):
+    """Row of the state file (a JSON array) -> a record of ``kind`` (ADUser, EntraUser), sharing text through ``shared``."""
+    if kind != "ad":
+        return shared.entra_record
+
     def record(row):
         row[_OTHER_MOBILE] = tuple(row[_OTHER_MOBILE])  # JSON has no tuples
         return shared.ad_record(row)
@@ -291,18 +381,19 @@ def read_ad(ad, params, bases, previous, source=None):
         again = list(_read_again(ad, bases, ldap_filter, [guid for guid, (_dn, container) in changed.items() if not container], used,
                                  source, params.get("ad_read_connections", 1)))
         try:
-            known = previous["users"]()
+            users, journal = previous["users"](), previous["journal"]()
         except StateUnusable as exc:
             reason = str(exc)
+    changes = None
     if reason is None:
         how = "incremental"
-        users = {user.guid: user for user in known}
-        del known
         # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
-        for guid in changed:
-            users.pop(_identity.guid_bytes_to_string(guid), None)
+        changed_users = {_identity.guid_bytes_to_string(guid) for guid, (_dn, container) in changed.items() if not container}
+        for guid in changed_users:
+            users.pop(guid, None)
         for user in again:
             users[user.guid] = user
+        changes = {guid: users.get(guid) for guid in journal | changed_users}
         users = list(users.values())
     else:
         how = "full"
@@ -314,6 +405,8 @@ def read_ad(ad, params, bases, previous, source=None):
     if start and all(host == ad.host and not reconnected for host, reconnected in used) and not ad.reconnections:
         side = {"server": start["server"], "invocation_id": start["invocation_id"], "usn": start["usn"], "containers": containers,
                 "users": users}
+        if changes is not None:
+            side["changes"] = changes
     return users, side, how, reason
 
 
@@ -343,7 +436,7 @@ def _delta_round(graph, url):
 
 
 def _apply_delta(graph, users, items):
-    """Apply delta ``items`` to ``users`` ({id: EntraUser}, synced only); return how many users changed."""
+    """Apply delta ``items`` to ``users`` ({id: EntraUser}, synced only); return the ids of the users it names."""
     fetch = []
     for item in items:
         user_id = item.get("id")
@@ -368,7 +461,7 @@ def _apply_delta(graph, users, items):
         item = graph.get("users/%s" % user_id, params={"$select": ",".join(DELTA_SELECT)})
         if item and item.get("onPremisesSyncEnabled") is True:
             users[user_id] = _drift.entra_user_from_item(item)
-    return len(items)
+    return {item["id"] for item in items if item.get("id")}
 
 
 def read_entra(graph, params, previous):
@@ -383,13 +476,14 @@ def read_entra(graph, params, previous):
             reason = "Graph's delta link expired (%s)" % exc.code
         else:
             try:
-                users = {user.id: user for user in previous["users"]()}
+                users, journal = previous["users"](), previous["journal"]()
             except StateUnusable as exc:
                 reason = str(exc)
             else:
-                _apply_delta(graph, users, items)
+                changed = _apply_delta(graph, users, items)
+                changes = {user_id: users.get(user_id) for user_id in journal | changed}
                 users = list(users.values())
-                return users, {"delta_link": link, "users": users}, "incremental", None
+                return users, {"delta_link": link, "users": users, "changes": changes}, "incremental", None
     # Sync from now, before the listing: what changes while it runs comes again in the next delta.
     latest = graph.get("users/delta", params={"$deltatoken": "latest", "$select": ",".join(DELTA_SELECT)}) or {}
     link = latest.get("@odata.deltaLink")
@@ -429,10 +523,15 @@ def read_both(sources, graph, params, path, full_read=False):
         results["entra"] = read_entra(graph, params, state.get("entra") if state else None)
         yield None
 
-    _drift.read_concurrently(entra_side(), *[ad_side(source) for source in sources.sources])
-    ad = [(source.name, ad_results[source.name]) for source in sources.sources]
-    entra_users, entra_state, entra_how, entra_reason = results["entra"]
-    save(path, key, {name: side for name, (_users, side, _how, _reason) in ad}, entra_state)
+    base = state["users"] if state else None
+    try:
+        _drift.read_concurrently(entra_side(), *[ad_side(source) for source in sources.sources])
+        ad = [(source.name, ad_results[source.name]) for source in sources.sources]
+        entra_users, entra_state, entra_how, entra_reason = results["entra"]
+        save(path, key, {name: side for name, (_users, side, _how, _reason) in ad}, entra_state, base=base)
+    finally:
+        if base is not None:
+            base.close()
     reasons = [text for text in (reason,) if text]
     if not reasons:
         reasons = ["%s: %s" % ("AD" if sources.single else "AD source %s" % name, ad_reason)
