@@ -353,14 +353,15 @@ def work(module):
     include_in_sync = params["report_in_sync"]
     graph = graph_client_from_module(module)
     read = None
-    with ADSources(params, bases) as ad:
-        if params["state_file"]:
-            ad_users, entra_users, read = _drift_state.read_both(ad, graph, params, params["state_file"], full_read=params["full_read"])
-        else:
-            ad_users, entra_users = _drift.read_both(ad, graph, params)
-        ad_sources, all_bases = ad.describe(), ad.bases
-    drift = _drift.pair_and_classify(ad_users, entra_users, include_in_sync=include_in_sync)
-    del ad_users, entra_users  # only the rows are needed from here on
+    with _drift.collector_paused():
+        with ADSources(params, bases) as ad:
+            if params["state_file"]:
+                ad_users, entra_users, read = _drift_state.read_both(ad, graph, params, params["state_file"], full_read=params["full_read"])
+            else:
+                ad_users, entra_users = _drift.read_both(ad, graph, params)
+            ad_sources, all_bases = ad.describe(), ad.bases
+        drift = _drift.pair_and_classify(ad_users, entra_users, include_in_sync=include_in_sync)
+        del ad_users, entra_users  # only the rows are needed from here on
     tenant_id = graph.tenant_id
     header = _drift.report_header(drift, tenant_id, all_bases, params["ldap_filter"], include_in_sync, ad_sources=ad_sources)
     # Written in check mode too: the report is the point of the run, and nothing in AD or Entra ID changes.

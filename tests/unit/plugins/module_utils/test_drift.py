@@ -1,6 +1,7 @@
 """Unit tests of _drift: record building, streaming reads, pairing and classification, report files."""
 
 import csv
+import gc
 import json
 import os
 import stat
@@ -495,3 +496,19 @@ def test_shared_text_works_whichever_side_is_read_first():
     assert got == cloud
     assert got.dn is alice.dn and got.sid is alice.sid and got.immutable_id is alice.anchor and got.mobile is alice.mobile
     assert got.onprem_upn is alice.upn and got.upn is not alice.upn  # the cloud UPN is not one of the shared fields
+
+
+def test_the_collector_is_paused_for_a_run_and_enabled_again_even_when_it_fails():
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with _drift.collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("the read failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _drift.collector_paused():
+            pass
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
