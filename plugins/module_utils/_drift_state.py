@@ -101,8 +101,9 @@ def load(path, key):
     users = StateUsers(path)
 
     def side(kind, name, watermark):
-        return None if watermark is None else {"watermark": watermark, "users": lambda: users.get(kind, name),
-                                                "journal": lambda: users.journal(kind, name)}
+        if watermark is None:
+            return None
+        return {"watermark": watermark, "users": lambda: users.get(kind, name), "journal": lambda: users.journal(kind, name)}
     ad = header.get("ad") if isinstance(header.get("ad"), dict) else {}
     return {"ad": {name: side("ad", name, mark) for name, mark in ad.items()}, "entra": side("entra", None, header.get("entra")),
             "users": users}, None

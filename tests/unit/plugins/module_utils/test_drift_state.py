@@ -176,13 +176,19 @@ def _repeat_run(path, ad_now, entra_now, ad_changed, entra_changed, usn):
     return ad_before, entra_before
 
 
-def test_a_repeat_run_keeps_the_base_and_writes_the_users_changed_since_it_in_a_journal(tmp_path, monkeypatch):
-    monkeypatch.setattr(_drift_state, "SAVE_CHUNK", 4)
-    path = str(tmp_path / "state.json")
+def _first_state(path):
+    """A state of 20 AD users and their cloud users, as a full read writes it -> ({guid: ADUser}, {id: EntraUser})."""
     ad_users = {user.guid: user for user in (ad_row(number) for number in range(20))}
     entra_users = {user.id: user for user in (_entra_row(user) for user in ad_users.values())}
     _drift_state.save(path, KEY, {"lab.test": {"usn": 1, "users": list(ad_users.values())}},
                       {"delta_link": "x1", "users": list(entra_users.values())})
+    return ad_users, entra_users
+
+
+def test_a_repeat_run_keeps_the_base_and_writes_the_users_changed_since_it_in_a_journal(tmp_path, monkeypatch):
+    monkeypatch.setattr(_drift_state, "SAVE_CHUNK", 4)
+    path = str(tmp_path / "state.json")
+    ad_users, entra_users = _first_state(path)
     base_lines = _lines(path)[1:-1]
     expected = [(dict(ad_users), dict(entra_users))]
     # Run 2: two AD users changed, one gone, one new; a cloud number changed and a cloud user gone.
@@ -214,10 +220,7 @@ def test_a_repeat_run_keeps_the_base_and_writes_the_users_changed_since_it_in_a_
 def test_a_long_journal_or_a_side_read_in_full_means_a_new_base(tmp_path, monkeypatch):
     monkeypatch.setattr(_drift_state, "MAX_JOURNAL_SHARE", 0.1)
     path = str(tmp_path / "state.json")
-    ad_users = {user.guid: user for user in (ad_row(number) for number in range(20))}
-    entra_users = {user.id: user for user in (_entra_row(user) for user in ad_users.values())}
-    _drift_state.save(path, KEY, {"lab.test": {"usn": 1, "users": list(ad_users.values())}},
-                      {"delta_link": "x1", "users": list(entra_users.values())})
+    ad_users, entra_users = _first_state(path)
     for number in range(5):  # 5 changed of 40 users: more than a tenth
         ad_users["g%d" % number] = ad_users["g%d" % number]._replace(mobile="+9 %d" % number)
     _repeat_run(path, ad_users, entra_users, ["g%d" % number for number in range(5)], [], 2)

@@ -49,8 +49,8 @@ def test_normalise():
 
 def test_the_ascii_shortcut_of_normalise_gives_what_the_general_path_gives():
     rng = random.Random(16)
-    texts = [chr(code) for code in range(128)] + ["".join(rng.choice(string.printable + "\x1c\x1f") for _ in range(rng.randrange(1, 20)))
-                                                  for _ in range(2000)]
+    texts = [chr(code) for code in range(128)] + ["".join(rng.choice(string.printable + "\x1c\x1f") for _position in range(rng.randrange(1, 20)))
+                                                  for _text in range(2000)]
     for text in texts:
         cleaned = _phone.clean(text)
         if cleaned is not None:
