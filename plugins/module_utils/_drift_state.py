@@ -331,9 +331,12 @@ def _read_again(ad, bases, ldap_filter, guids, used, source, connections):
     guids = sorted(guids)
     batches = ["(|%s)" % "".join("(objectGUID=%s)" % _ad.escape_filter_value(guid) for guid in guids[start:start + GUID_BATCH])
                for start in range(0, len(guids), GUID_BATCH)]
-    if not batches:
-        return iter(())
     return _drift.read_ad_users(ad, bases, ldap_filter, connections=connections, servers_used=used, source=source, parts=batches)
+
+
+def _changes(users, journal, changed):
+    """A side's journal after this run: the current user (None when gone) of each key changed since the base."""
+    return {key: users.get(key) for key in journal | changed}
 
 
 _OTHER_MOBILE = _drift.ADUser._fields.index("other_mobile")
@@ -378,9 +381,9 @@ def read_ad(ad, params, bases, previous, source=None):
             reason = "%d objects changed, more than %d: a full read is as fast" % (len(changed), MAX_CHANGED)
     used = []
     if reason is None:
+        changed_users = [guid for guid, (_dn, container) in changed.items() if not container]
         # Read while the state file's users are still being parsed: the domain controller works meanwhile.
-        again = list(_read_again(ad, bases, ldap_filter, [guid for guid, (_dn, container) in changed.items() if not container], used,
-                                 source, params.get("ad_read_connections", 1)))
+        again = list(_read_again(ad, bases, ldap_filter, changed_users, used, source, params.get("ad_read_connections", 1)))
         try:
             users, journal = previous["users"](), previous["journal"]()
         except StateUnusable as exc:
@@ -389,12 +392,12 @@ def read_ad(ad, params, bases, previous, source=None):
     if reason is None:
         how = "incremental"
         # Changed anywhere (moved out, deleted, no longer matching the filter) and not read again: no longer in scope.
-        changed_users = {_identity.guid_bytes_to_string(guid) for guid, (_dn, container) in changed.items() if not container}
+        changed_users = {_identity.guid_bytes_to_string(guid) for guid in changed_users}
         for guid in changed_users:
             users.pop(guid, None)
         for user in again:
             users[user.guid] = user
-        changes = {guid: users.get(guid) for guid in journal | changed_users}
+        changes = _changes(users, journal, changed_users)
         users = list(users.values())
     else:
         how = "full"
@@ -481,8 +484,7 @@ def read_entra(graph, params, previous):
             except StateUnusable as exc:
                 reason = str(exc)
             else:
-                changed = _apply_delta(graph, users, items)
-                changes = {user_id: users.get(user_id) for user_id in journal | changed}
+                changes = _changes(users, journal, _apply_delta(graph, users, items))
                 users = list(users.values())
                 return users, {"delta_link": link, "users": users, "changes": changes}, "incremental", None
     # Sync from now, before the listing: what changes while it runs comes again in the next delta.
